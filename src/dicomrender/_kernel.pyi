@@ -1,0 +1,28 @@
+import numpy as np
+import numpy.typing as npt
+
+TARGETS: tuple[str, ...]
+MAX_WINDOWS: int
+CHUNK: int
+HAVE_OPENMP: bool
+
+def supported_targets() -> tuple[str, ...]: ...
+def get_target() -> str: ...
+def set_target(name: str | None) -> None: ...
+def gather(
+    src: npt.NDArray[np.unsignedinteger],
+    tables: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.uint8],
+    shift: int,
+    mask: int,
+    nthreads: int = 1,
+) -> None: ...
+def arithmetic(
+    src: npt.NDArray[np.floating] | npt.NDArray[np.uint32],
+    params: npt.NDArray[np.float64],
+    out: npt.NDArray[np.uint8],
+    shift: int = 0,
+    bits: int = 32,
+    is_signed: bool = False,
+    nthreads: int = 1,
+) -> None: ...

@@ -1,0 +1,155 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled loops of dicomrender: table gather and fused float64 arithmetic.
+
+This module only checks shapes/dtypes and runs the loops in ``_kernel_impl.h``
+without the GIL.  Choosing the path, building tables and allocating outputs is
+done by :mod:`dicomrender.windowing`.
+"""
+
+from libc.stdint cimport uint8_t, uint32_t
+
+import numpy as np
+
+cdef extern from "_kernel_impl.h" nogil:
+    ctypedef struct dr_window:
+        double slope, intercept, center, width
+        int function
+        int invert
+    int DR_MAX_WINDOWS
+    int DR_N_TARGETS
+    int DR_CHUNK
+    int dr_target_supported(int target)
+    int dr_best_target()
+    int dr_have_openmp()
+    void dr_gather(int target, int itemsize, const void *src, size_t n, const uint8_t *tables,
+                   size_t table_size, int k, uint8_t *out, int shift, uint32_t mask, int nthreads)
+    void dr_float(int target, int itemsize, const void *src, size_t n, const dr_window *w, int k,
+                  uint8_t *out, int nthreads)
+    void dr_int32(int target, const uint32_t *src, size_t n, const dr_window *w, int k, uint8_t *out,
+                  int shift, int bits, int is_signed, int nthreads)
+
+TARGETS = ("baseline", "avx2", "avx512")
+MAX_WINDOWS = DR_MAX_WINDOWS
+CHUNK = DR_CHUNK
+HAVE_OPENMP = bool(dr_have_openmp())
+
+cdef int _target = dr_best_target()
+
+
+def supported_targets():
+    """The instruction-set targets this CPU can run, baseline first."""
+    return tuple(name for i, name in enumerate(TARGETS) if dr_target_supported(i))
+
+
+def get_target():
+    """The target the loops currently run on."""
+    return TARGETS[_target]
+
+
+def set_target(name):
+    """Force a target (for tests and benchmarks); ``None`` picks the best one."""
+    global _target
+    if name is None:
+        _target = dr_best_target()
+        return
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+    index = TARGETS.index(name)
+    if not dr_target_supported(index):
+        raise ValueError(f"this CPU does not support the {name} target")
+    _target = index
+
+
+def _check_out(const uint8_t[::1] out, Py_ssize_t n, int k):
+    if out.shape[0] != n * k:
+        raise ValueError(f"out has {out.shape[0]} bytes, expected {n * k}")
+
+
+def gather(src, const uint8_t[:, ::1] tables, uint8_t[::1] out, int shift, uint32_t mask,
+           int nthreads=1):
+    """``out[i*k + j] = tables[j, (src[i] >> shift) & mask]`` for unsigned 1-D ``src``."""
+    cdef const uint8_t[::1] b8
+    cdef const unsigned short[::1] b16
+    cdef const uint32_t[::1] b32
+    cdef const void *ptr
+    cdef Py_ssize_t n
+    cdef int itemsize
+    cdef int k = tables.shape[0]
+    cdef size_t table_size = tables.shape[1]
+    if k < 1 or k > DR_MAX_WINDOWS:
+        raise ValueError(f"tables must have 1..{DR_MAX_WINDOWS} rows, got {k}")
+    if <size_t>mask >= table_size:
+        raise ValueError(f"mask {mask:#x} does not fit a table of {table_size} entries")
+    if src.dtype == np.uint8:
+        b8 = src
+        n, ptr, itemsize = b8.shape[0], &b8[0] if b8.shape[0] else NULL, 1
+    elif src.dtype == np.uint16:
+        b16 = src
+        n, ptr, itemsize = b16.shape[0], &b16[0] if b16.shape[0] else NULL, 2
+    elif src.dtype == np.uint32:
+        b32 = src
+        n, ptr, itemsize = b32.shape[0], &b32[0] if b32.shape[0] else NULL, 4
+    else:
+        raise TypeError(f"gather needs uint8/uint16/uint32 input, got {src.dtype}")
+    if shift < 0 or shift >= itemsize * 8:
+        raise ValueError(f"shift {shift} out of range for {itemsize * 8}-bit words")
+    _check_out(out, n, k)
+    if n == 0:
+        return
+    with nogil:
+        dr_gather(_target, itemsize, ptr, n, &tables[0, 0], table_size, k, &out[0], shift, mask, nthreads)
+
+
+cdef int _windows(const double[:, ::1] params, dr_window *w) except -1:
+    cdef int k = params.shape[0]
+    cdef int j
+    if k < 1 or k > DR_MAX_WINDOWS or params.shape[1] != 6:
+        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 6), got ({k}, {params.shape[1]})")
+    for j in range(k):
+        w[j].slope = params[j, 0]
+        w[j].intercept = params[j, 1]
+        w[j].center = params[j, 2]
+        w[j].width = params[j, 3]
+        w[j].function = <int>params[j, 4]
+        w[j].invert = <int>params[j, 5]
+        if w[j].function < 0 or w[j].function > 2:
+            raise ValueError(f"unknown function code {w[j].function}")
+    return k
+
+
+def arithmetic(src, const double[:, ::1] params, uint8_t[::1] out, int shift=0, int bits=32,
+               bint is_signed=False, int nthreads=1):
+    """Fused float64 path: one row of ``params`` (slope, intercept, center, width,
+    function code, invert) per output channel.  ``src`` is float32/float64, or
+    uint32 words holding ``bits`` stored bits from ``shift`` on."""
+    cdef dr_window w[4]
+    cdef int k = _windows(params, w)
+    cdef const float[::1] f32
+    cdef const double[::1] f64
+    cdef const uint32_t[::1] u32
+    cdef Py_ssize_t n
+    if src.dtype == np.float32:
+        f32 = src
+        n = f32.shape[0]
+        _check_out(out, n, k)
+        if n:
+            with nogil:
+                dr_float(_target, 4, &f32[0], n, w, k, &out[0], nthreads)
+    elif src.dtype == np.float64:
+        f64 = src
+        n = f64.shape[0]
+        _check_out(out, n, k)
+        if n:
+            with nogil:
+                dr_float(_target, 8, &f64[0], n, w, k, &out[0], nthreads)
+    elif src.dtype == np.uint32:
+        if bits < 1 or bits > 32 or shift < 0 or shift + bits > 32:
+            raise ValueError(f"bits {bits} from shift {shift} do not fit 32-bit words")
+        u32 = src
+        n = u32.shape[0]
+        _check_out(out, n, k)
+        if n:
+            with nogil:
+                dr_int32(_target, &u32[0], n, w, k, &out[0], shift, bits, is_signed, nthreads)
+    else:
+        raise TypeError(f"arithmetic needs float32/float64/uint32 input, got {src.dtype}")

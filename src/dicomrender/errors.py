@@ -1,0 +1,99 @@
+"""The exceptions dicomrender raises.
+
+Every error is a :class:`DicomRenderError`; those caused by a bad value also
+derive from :class:`ValueError` so callers that already catch ``ValueError``
+keep working.  Messages name the file (when known) and the DICOM attribute.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DicomRenderError",
+    "InvalidWindowError",
+    "InvalidDatasetError",
+    "NotDicomError",
+    "PixelDataError",
+    "UnsupportedImageError",
+    "MissingCodecError",
+    "UnknownPresetError",
+    "PresetError",
+    "PluginError",
+]
+
+
+class DicomRenderError(Exception):
+    """Base class of every error raised by dicomrender.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    filename : str, optional
+        The file the error concerns; prefixed to the message when given.
+    attribute : str, optional
+        The DICOM attribute (keyword) or argument at fault.
+    """
+
+    def __init__(self, message: str, *, filename: str | None = None, attribute: str | None = None):
+        self.filename = filename
+        self.attribute = attribute
+        self.detail = message
+        text = f"{filename}: {message}" if filename else message
+        super().__init__(text)
+
+    def __reduce__(self):
+        # keeps the keyword-only fields through pickling (process pools)
+        return (_rebuild, (type(self), self.detail, self.filename, self.attribute))
+
+    def with_filename(self, filename: str | None) -> "DicomRenderError":
+        """Return a copy of this error that names ``filename``."""
+        if not filename or self.filename:
+            return self
+        err = _rebuild(type(self), self.detail, filename, self.attribute)
+        err.__cause__ = self.__cause__
+        return err
+
+
+def _rebuild(cls, message, filename, attribute):
+    err = cls.__new__(cls)
+    DicomRenderError.__init__(err, message, filename=filename, attribute=attribute)
+    return err
+
+
+class InvalidWindowError(DicomRenderError, ValueError):
+    """A window centre/width or VOI function that cannot be used (NaN, width too small...)."""
+
+
+class InvalidDatasetError(DicomRenderError, ValueError):
+    """A header attribute has a value that makes no sense (e.g. BitsStored > BitsAllocated)."""
+
+
+class NotDicomError(DicomRenderError, ValueError):
+    """The input is not a DICOM file."""
+
+
+class PixelDataError(DicomRenderError, ValueError):
+    """Pixel Data is missing, truncated or larger than allowed."""
+
+
+class UnsupportedImageError(DicomRenderError, ValueError):
+    """The image is valid DICOM but uses something dicomrender does not render."""
+
+
+class MissingCodecError(UnsupportedImageError):
+    """Compressed Pixel Data needs a decoder that is not installed."""
+
+
+class UnknownPresetError(DicomRenderError, KeyError):
+    """No preset is registered under the requested name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return Exception.__str__(self)
+
+
+class PresetError(DicomRenderError, ValueError):
+    """A preset cannot be applied to this image (e.g. an HU preset on a non-CT image)."""
+
+
+class PluginError(DicomRenderError):
+    """A preset plugin is inconsistent (e.g. registers a name twice)."""

@@ -1,0 +1,380 @@
+"""Reading DICOM: the source, the pixel description and the stored words of each frame.
+
+Native (uncompressed) Pixel Data is viewed straight from the element's bytes,
+one frame at a time if asked, so the kernel sees the allocated words exactly as
+stored (overlay or garbage bits above High Bit included: the kernel masks
+them).  Compressed Pixel Data goes through pydicom's decoders.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from .errors import (DicomRenderError, InvalidDatasetError, MissingCodecError, NotDicomError, PixelDataError,
+                     UnsupportedImageError)
+from .windowing import VOI, Modality, ModalityLut, Rescale, StoredFormat, VOILut, Window
+
+__all__ = ["read_dataset", "ImageInfo", "DEFAULT_MAX_PIXELS"]
+
+#: Largest number of pixels (rows x columns x frames x samples) rendered unless ``max_pixels`` says otherwise.
+DEFAULT_MAX_PIXELS = 1 << 31
+
+_PIXEL_KEYWORDS = (("PixelData", None), ("FloatPixelData", np.float32), ("DoubleFloatPixelData", np.float64))
+GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
+
+
+def read_dataset(src, *, stop_before_pixels: bool = False) -> tuple:
+    """Return ``(dataset, filename)`` for a Dataset, a path or a binary file-like object.
+
+    Raises :class:`NotDicomError` naming the file when it is not DICOM.
+    """
+    if isinstance(src, Dataset):
+        filename = src.filename if isinstance(getattr(src, "filename", None), str) else None
+        return src, filename
+    if isinstance(src, (str, os.PathLike)):
+        filename = os.fspath(src)
+    else:
+        filename = getattr(src, "name", None)
+        filename = filename if isinstance(filename, str) else None
+    try:
+        ds = pydicom.dcmread(src, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        # Files without the 128-byte preamble are still DICOM when the data set parses.
+        if hasattr(src, "seek"):
+            src.seek(0)
+        try:
+            ds = pydicom.dcmread(src, stop_before_pixels=stop_before_pixels, force=True)
+        except Exception as exc:
+            raise NotDicomError(f"not a DICOM file ({exc})", filename=filename) from None
+        if "SOPClassUID" not in ds and "Rows" not in ds:
+            raise NotDicomError("not a DICOM file (no DICM prefix and no image attributes)", filename=filename)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:
+        raise NotDicomError(f"cannot parse as DICOM: {type(exc).__name__}: {exc}", filename=filename) from None
+    return ds, filename
+
+
+def _int(ds: Dataset, keyword: str, default: Optional[int] = None) -> int:
+    value = ds.get(keyword, default)
+    if value is None or value == "":
+        if default is None:
+            raise InvalidDatasetError(f"{keyword} is missing", attribute=keyword)
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidDatasetError(f"{keyword} must be an integer, got {value!r}", attribute=keyword) from None
+    return number
+
+
+def _values(value) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):
+        return list(value)
+    return [value]
+
+
+def _lut_table(item: Dataset, signed_first: bool, attribute: str) -> tuple:
+    """(data, first_mapped, bits) of a Modality/VOI LUT item, checked against its descriptor."""
+    descriptor = _values(item.get("LUTDescriptor"))
+    if len(descriptor) != 3:
+        raise InvalidDatasetError(f"{attribute} LUTDescriptor must have 3 values, got {descriptor!r}",
+                                  attribute="LUTDescriptor")
+    n, first, bits = (int(v) for v in descriptor)
+    n = 65536 if n == 0 else n
+    if signed_first and first >= 32768:
+        first -= 65536
+    if not 8 <= bits <= 16:
+        raise InvalidDatasetError(f"{attribute} LUTDescriptor bits must be 8..16, got {bits}", attribute="LUTDescriptor")
+    if "LUTData" not in item:
+        raise InvalidDatasetError(f"{attribute} has no LUTData", attribute="LUTData")
+    raw = item["LUTData"].value
+    if isinstance(raw, (bytes, bytearray)):
+        data = np.frombuffer(raw, dtype="<u1" if bits == 8 and len(raw) == n else "<u2",
+                             count=len(raw) // (1 if bits == 8 and len(raw) == n else 2))
+    else:
+        data = np.asarray(_values(raw), dtype=np.int64)
+    if data.size == 2 * n and bits == 8 and data.dtype == np.uint8:
+        data = data[:n]
+    if data.size != n:
+        raise InvalidDatasetError(f"{attribute} LUTData has {data.size} entries, LUTDescriptor says {n}",
+                                  attribute="LUTData")
+    if data.size and int(data.max()) >= (1 << bits):
+        raise InvalidDatasetError(f"{attribute} LUTData has entries above {bits} bits", attribute="LUTData")
+    return data.astype(np.int64), first, bits
+
+
+def _item(ds: Optional[Dataset], keyword: str) -> Optional[Dataset]:
+    if ds is None:
+        return None
+    seq = ds.get(keyword)
+    if seq is None or len(seq) == 0:
+        return None
+    return seq[0]
+
+
+@dataclass
+class FrameParameters:
+    """What the header says about one frame: modality transform and VOI."""
+
+    modality: Modality
+    windows: List["HeaderWindow"]
+    voi_luts: List[VOILut]
+    hounsfield: bool
+
+    def key(self) -> tuple:
+        modality_key = self.modality.key() if hasattr(self.modality, "key") else self.modality
+        return (modality_key, tuple(self.windows), tuple(v.key() for v in self.voi_luts))
+
+
+@dataclass
+class ImageInfo:
+    """The pixel description of a DICOM image, checked for consistency."""
+
+    dataset: Dataset = field(repr=False)
+    filename: Optional[str]
+    rows: int
+    columns: int
+    frames: int
+    samples_per_pixel: int
+    photometric: str
+    format: Optional[StoredFormat]
+    float_dtype: Optional[np.dtype]
+    pixel_keyword: str
+    modality_name: str
+    inverse: bool
+    pixel_padding: Optional[tuple] = None
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset, filename: Optional[str] = None,
+                     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> "ImageInfo":
+        keyword, float_dtype = next(((k, t) for k, t in _PIXEL_KEYWORDS if k in ds), (None, None))
+        if keyword is None:
+            raise PixelDataError("the data set has no Pixel Data (7FE0,0010)", attribute="PixelData")
+        rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
+        frames = _int(ds, "NumberOfFrames", 1)
+        spp = _int(ds, "SamplesPerPixel", 1)
+        for name, value in (("Rows", rows), ("Columns", columns), ("NumberOfFrames", frames), ("SamplesPerPixel", spp)):
+            if value < 1:
+                raise InvalidDatasetError(f"{name} must be >= 1, got {value}", attribute=name)
+        if spp not in (1, 3):
+            raise InvalidDatasetError(f"SamplesPerPixel must be 1 or 3, got {spp}", attribute="SamplesPerPixel")
+        total = rows * columns * frames * spp
+        if max_pixels is not None and total > max_pixels:
+            raise PixelDataError(f"{rows}x{columns}x{frames}x{spp} = {total} pixels exceeds max_pixels={max_pixels}",
+                                 attribute="Rows")
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2" if spp == 1 else "RGB")).strip().upper()
+        bits_allocated = _int(ds, "BitsAllocated", 32 if float_dtype == np.float32 else 64 if float_dtype else None)
+        if float_dtype is not None:
+            fmt = None
+            if bits_allocated != np.dtype(float_dtype).itemsize * 8:
+                raise InvalidDatasetError(f"BitsAllocated must be {np.dtype(float_dtype).itemsize * 8} for {keyword}, "
+                                          f"got {bits_allocated}", attribute="BitsAllocated")
+        else:
+            if bits_allocated not in (8, 16, 32):
+                raise UnsupportedImageError(f"BitsAllocated {bits_allocated} is not supported (8, 16 or 32)",
+                                            attribute="BitsAllocated")
+            bits_stored = _int(ds, "BitsStored", bits_allocated)
+            high_bit = _int(ds, "HighBit", bits_stored - 1)
+            representation = _int(ds, "PixelRepresentation", 0)
+            if representation not in (0, 1):
+                raise InvalidDatasetError(f"PixelRepresentation must be 0 or 1, got {representation}",
+                                          attribute="PixelRepresentation")
+            fmt = StoredFormat(bits_allocated, bits_stored, high_bit, bool(representation))
+        inverse = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
+        padding = None
+        if "PixelPaddingValue" in ds:
+            try:
+                first = int(ds.PixelPaddingValue)
+                last = int(ds.get("PixelPaddingRangeLimit", first))
+                padding = (min(first, last), max(first, last))
+            except (TypeError, ValueError):
+                raise InvalidDatasetError("PixelPaddingValue must be an integer", attribute="PixelPaddingValue") from None
+        return cls(ds, filename, rows, columns, frames, spp, photometric, fmt,
+                   np.dtype(float_dtype) if float_dtype else None, keyword,
+                   str(ds.get("Modality", "")).strip().upper(), inverse, padding)
+
+    # ---- header parameters ------------------------------------------------
+
+    @property
+    def is_grayscale(self) -> bool:
+        return self.samples_per_pixel == 1 and self.photometric in GRAYSCALE
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.format and self.format.signed)
+
+    def frame_parameters(self, index: int) -> FrameParameters:
+        """Modality and VOI of frame ``index``: per-frame groups, then shared groups, then the top level."""
+        ds = self.dataset
+        per_frame = None
+        seq = ds.get("PerFrameFunctionalGroupsSequence")
+        if seq is not None and index < len(seq):
+            per_frame = seq[index]
+        shared = _item(ds, "SharedFunctionalGroupsSequence")
+        sources = [s for s in (per_frame, shared) if s is not None]
+
+        def group(keyword):
+            for source in sources:
+                item = _item(source, keyword)
+                if item is not None:
+                    return item
+            return None
+
+        transform = group("PixelValueTransformationSequence") or ds
+        modality_lut = _item(ds, "ModalityLUTSequence")
+        if modality_lut is not None and transform is ds:
+            data, first, _ = _lut_table(modality_lut, self.signed, "ModalityLUTSequence")
+            modality: Modality = ModalityLut(data, first)
+        else:
+            modality = Rescale(_float(transform, "RescaleSlope", 1.0), _float(transform, "RescaleIntercept", 0.0))
+        rescale_type = str(transform.get("RescaleType", "") or "").strip().upper()
+        hounsfield = rescale_type == "HU" or (self.modality_name == "CT" and rescale_type in ("", "HU")
+                                               and isinstance(modality, Rescale))
+        voi_source = group("FrameVOILUTSequence") or ds
+        windows = _header_windows(voi_source)
+        voi_luts = []
+        for item in voi_source.get("VOILUTSequence", None) or ds.get("VOILUTSequence", None) or []:
+            data, first, bits = _lut_table(item, self.signed or isinstance(modality, Rescale) and
+                                           (modality.intercept < 0 or modality.slope < 0), "VOILUTSequence")
+            voi_luts.append(VOILut(data, first, bits, str(item.get("LUTExplanation", "") or "") or None))
+        return FrameParameters(modality, windows, voi_luts, hounsfield)
+
+    # ---- pixels -------------------------------------------------------------
+
+    def frame_indices(self, frame) -> list:
+        """The 0-based frames selected by ``frame`` (None: all)."""
+        if frame is None:
+            return list(range(self.frames))
+        try:
+            index = int(frame)
+        except (TypeError, ValueError):
+            raise ValueError(f"frame must be an integer, got {frame!r}") from None
+        if index < 0:
+            index += self.frames
+        if not 0 <= index < self.frames:
+            raise InvalidDatasetError(f"frame {frame} out of range: NumberOfFrames is {self.frames}",
+                                      attribute="NumberOfFrames")
+        return [index]
+
+    @property
+    def word_dtype(self) -> np.dtype:
+        if self.format is None:
+            return self.float_dtype
+        return np.dtype(f"{'i' if self.format.signed else 'u'}{self.format.bits_allocated // 8}")
+
+    def words(self, indices: Sequence[int]) -> np.ndarray:
+        """Allocated words of the frames ``indices`` as ``(len(indices), rows, columns[, samples])``."""
+        ds = self.dataset
+        element = ds[self.pixel_keyword]
+        shape = (self.rows, self.columns) if self.samples_per_pixel == 1 else (self.rows, self.columns,
+                                                                                 self.samples_per_pixel)
+        tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        compressed = bool(tsyntax is not None and tsyntax.is_compressed and self.pixel_keyword == "PixelData")
+        if compressed:
+            return self._decoded(indices, shape, tsyntax)
+        value = element.value
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise PixelDataError(f"{self.pixel_keyword} has no byte value", attribute=self.pixel_keyword)
+        dtype = self.word_dtype
+        big_endian = tsyntax is not None and tsyntax == pydicom.uid.ExplicitVRBigEndian
+        if big_endian:
+            dtype = dtype.newbyteorder(">")
+        frame_items = self.rows * self.columns * self.samples_per_pixel
+        frame_bytes = frame_items * dtype.itemsize
+        needed = frame_bytes * self.frames
+        if len(value) < needed:
+            raise PixelDataError(
+                f"{self.pixel_keyword} is truncated: {len(value)} bytes, {needed} needed for "
+                f"{self.frames} frame(s) of {self.rows}x{self.columns}x{self.samples_per_pixel} at "
+                f"{dtype.itemsize * 8} bits", attribute=self.pixel_keyword)
+        planar = self.samples_per_pixel > 1 and _int(ds, "PlanarConfiguration", 0) == 1
+        frames = []
+        for index in indices:
+            array = np.frombuffer(value, dtype=dtype, count=frame_items, offset=index * frame_bytes)
+            if planar:
+                array = array.reshape(self.samples_per_pixel, self.rows, self.columns).transpose(1, 2, 0)
+            frames.append(array.reshape(shape))
+        if len(frames) == self.frames == len(indices) and not planar and frames:
+            stacked = np.frombuffer(value, dtype=dtype, count=frame_items * self.frames).reshape((self.frames,) + shape)
+        else:
+            stacked = np.stack(frames)
+        if big_endian:
+            stacked = stacked.astype(stacked.dtype.newbyteorder("="))
+        return stacked
+
+    def _decoded(self, indices, shape, tsyntax) -> np.ndarray:
+        try:
+            from pydicom.pixels import pixel_array as decode
+        except ImportError:  # pydicom < 3
+            decode = None
+        frames = []
+        try:
+            if decode is not None:
+                for index in indices:
+                    frames.append(np.asarray(decode(self.dataset, index=index, raw=True)))
+            else:
+                full = np.asarray(self.dataset.pixel_array)
+                full = full.reshape((self.frames,) + shape)
+                frames = [full[i] for i in indices]
+        except DicomRenderError:
+            raise
+        except Exception as exc:
+            text = str(exc)
+            if "plugin" in text.lower() or "handler" in text.lower() or "decod" in text.lower() and "available" in text:
+                raise MissingCodecError(
+                    f"Pixel Data uses {tsyntax.name} ({tsyntax}); no decoder is installed for it. "
+                    f"Install the extra: pip install 'dicomrender[codecs]'", attribute="TransferSyntaxUID") from None
+            raise PixelDataError(f"cannot decode Pixel Data ({tsyntax.name}): {type(exc).__name__}: {exc}",
+                                 attribute="PixelData") from None
+        out = np.stack([f.reshape(shape) for f in frames])
+        if self.format is not None:
+            out = out.astype(self.word_dtype, copy=False)
+        return out
+
+
+def _float(ds: Dataset, keyword: str, default: float) -> float:
+    value = ds.get(keyword, None)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidDatasetError(f"{keyword} must be a number, got {value!r}", attribute=keyword) from None
+
+
+def _header_windows(ds: Dataset) -> List["HeaderWindow"]:
+    centers = _values(ds.get("WindowCenter"))
+    widths = _values(ds.get("WindowWidth"))
+    if not centers or not widths:
+        return []
+    function = str(ds.get("VOILUTFunction", "") or "LINEAR")
+    explanations = [str(e) for e in _values(ds.get("WindowCenterWidthExplanation"))]
+    windows = []
+    for i, (c, w) in enumerate(zip(centers, widths)):
+        explanation = explanations[i] if i < len(explanations) else None
+        windows.append(HeaderWindow(str(c), str(w), function, explanation))
+    return windows
+
+
+@dataclass(frozen=True)
+class HeaderWindow:
+    """A window as the header states it; validated only when used, so one bad value
+    does not hide the others."""
+
+    center: Any
+    width: Any
+    function: str
+    explanation: Optional[str]
+
+    def to_window(self) -> Window:
+        return Window(self.center, self.width, self.function, self.explanation)

@@ -1,0 +1,386 @@
+"""The fused windowing engine: parameters, path choice and the public ``window`` call.
+
+A render is described by the stored-value format, one modality transform and
+one or more VOI transforms (one per output channel).  For integer data with at
+most 16 stored bits the whole chain is composed into one uint8 table per
+channel over the stored-value domain, built by :mod:`dicomrender._reference`
+itself (so it is exact by construction), and the kernel does a single gather.
+Wider integers and float data go through the kernel's fused float64
+arithmetic, which evaluates the same expressions in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from . import _kernel, _reference
+from .errors import InvalidDatasetError, InvalidWindowError, PixelDataError
+
+__all__ = [
+    "FUNCTIONS",
+    "Window",
+    "VOILut",
+    "Rescale",
+    "ModalityLut",
+    "StoredFormat",
+    "window",
+    "render_stored",
+    "set_threads",
+    "get_threads",
+]
+
+FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+_FUNCTION_CODE = {name: i for i, name in enumerate(FUNCTIONS)}
+
+#: Largest stored-value domain composed into a lookup table (16 bits: 64 KiB per channel).
+LUT_MAX_BITS = 16
+
+
+def _finite(value, attribute: str, error=InvalidWindowError) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise error(f"{attribute} must be a number, got {value!r}", attribute=attribute) from None
+    if not math.isfinite(number):
+        raise error(f"{attribute} must be finite, got {number!r}", attribute=attribute)
+    return number
+
+
+@dataclass(frozen=True)
+class Window:
+    """A VOI window: centre, width and VOI LUT Function (PS3.3 C.11.2.1.2).
+
+    Raises :class:`InvalidWindowError` for NaN/inf values, width < 1 with
+    LINEAR and width <= 0 with LINEAR_EXACT or SIGMOID.
+    """
+
+    center: float
+    width: float
+    function: str = "LINEAR"
+    explanation: Optional[str] = field(default=None, compare=False)
+
+    def __post_init__(self):
+        center = _finite(self.center, "WindowCenter")
+        width = _finite(self.width, "WindowWidth")
+        function = str(self.function or "LINEAR").strip().upper().replace(" ", "_")
+        if function not in _FUNCTION_CODE:
+            raise InvalidWindowError(
+                f"VOILUTFunction must be one of {', '.join(FUNCTIONS)}, got {self.function!r}",
+                attribute="VOILUTFunction",
+            )
+        if function == "LINEAR" and width < 1:
+            raise InvalidWindowError(f"WindowWidth must be >= 1 for LINEAR, got {width:g}", attribute="WindowWidth")
+        if function != "LINEAR" and width <= 0:
+            raise InvalidWindowError(f"WindowWidth must be > 0 for {function}, got {width:g}", attribute="WindowWidth")
+        object.__setattr__(self, "center", center)
+        object.__setattr__(self, "width", width)
+        object.__setattr__(self, "function", function)
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """Continuous display values in [0, 255] for modality values ``x``."""
+        return _reference.voi_values(x, self.center, self.width, self.function)
+
+
+def _lut_array(data, attribute: str) -> np.ndarray:
+    array = np.asarray(data)
+    if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iu":
+        raise InvalidDatasetError(f"{attribute} must be a non-empty 1-D integer table", attribute=attribute)
+    array = array.astype(np.int64)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class VOILut:
+    """A VOI LUT Sequence item: table, first mapped value and entry bit depth."""
+
+    data: np.ndarray
+    first_mapped: int
+    bits: int
+    explanation: Optional[str] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "data", _lut_array(self.data, "LUTData"))
+        if not 1 <= int(self.bits) <= 16:
+            raise InvalidDatasetError(f"LUTDescriptor bits must be 8..16, got {self.bits}", attribute="LUTDescriptor")
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        return _reference.voi_lut_values(x, self.data, self.first_mapped, self.bits)
+
+    def key(self):
+        return ("voilut", self.data.tobytes(), self.first_mapped, self.bits)
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """Modality transform by Rescale Slope and Intercept."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "slope", _finite(self.slope, "RescaleSlope", InvalidDatasetError))
+        object.__setattr__(self, "intercept", _finite(self.intercept, "RescaleIntercept", InvalidDatasetError))
+
+    def values(self, stored: np.ndarray) -> np.ndarray:
+        return _reference.modality_values(stored, self.slope, self.intercept)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.slope.is_integer() and self.intercept.is_integer()
+
+
+@dataclass(frozen=True, eq=False)
+class ModalityLut:
+    """A Modality LUT Sequence item."""
+
+    data: np.ndarray
+    first_mapped: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "data", _lut_array(self.data, "LUTData"))
+
+    def values(self, stored: np.ndarray) -> np.ndarray:
+        return _reference.apply_lut(stored, self.data, self.first_mapped).astype(np.float64)
+
+    def key(self):
+        return ("modlut", self.data.tobytes(), self.first_mapped)
+
+    is_integer = True
+
+
+@dataclass(frozen=True)
+class StoredFormat:
+    """How stored values sit in their allocated words (PS3.3 C.7.6.3.1)."""
+
+    bits_allocated: int
+    bits_stored: int
+    high_bit: int
+    signed: bool
+
+    def __post_init__(self):
+        if self.bits_allocated not in (8, 16, 32):
+            raise InvalidDatasetError(f"BitsAllocated must be 8, 16 or 32, got {self.bits_allocated}",
+                                      attribute="BitsAllocated")
+        if not 1 <= self.bits_stored <= self.bits_allocated:
+            raise InvalidDatasetError(
+                f"BitsStored must be 1..BitsAllocated ({self.bits_allocated}), got {self.bits_stored}",
+                attribute="BitsStored")
+        if not self.bits_stored - 1 <= self.high_bit < self.bits_allocated:
+            raise InvalidDatasetError(
+                f"HighBit must be {self.bits_stored - 1}..{self.bits_allocated - 1}, got {self.high_bit}",
+                attribute="HighBit")
+
+    @property
+    def shift(self) -> int:
+        return self.high_bit - self.bits_stored + 1
+
+    @property
+    def unsigned_dtype(self) -> np.dtype:
+        return np.dtype(f"u{self.bits_allocated // 8}")
+
+    def domain(self) -> np.ndarray:
+        """Stored value of every bit pattern ``0 .. 2**bits_stored - 1``, in pattern order."""
+        patterns = np.arange(1 << self.bits_stored, dtype=np.int64)
+        return _reference.stored_values(patterns, self.bits_stored, self.bits_stored - 1, self.signed)
+
+    def stored(self, raw: np.ndarray) -> np.ndarray:
+        return _reference.stored_values(raw, self.bits_stored, self.high_bit, self.signed)
+
+
+Modality = Union[Rescale, ModalityLut]
+VOI = Union[Window, VOILut]
+
+# ---- threads ---------------------------------------------------------------
+
+_threads = max(1, os.cpu_count() or 1)
+
+
+def set_threads(n: Optional[int]) -> None:
+    """Set the default number of kernel threads (``None``: all cores)."""
+    global _threads
+    if n is None:
+        n = os.cpu_count() or 1
+    if int(n) < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    _threads = int(n)
+
+
+def get_threads() -> int:
+    """The default number of kernel threads."""
+    return _threads
+
+
+# ---- tables ----------------------------------------------------------------
+
+_TABLE_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_TABLE_CACHE_SIZE = 64
+_TABLE_LOCK = threading.Lock()
+
+
+def _transform_key(t) -> tuple:
+    return t.key() if hasattr(t, "key") else (type(t).__name__,) + tuple(vars(t).values())[:4]
+
+
+def build_tables(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> np.ndarray:
+    """One uint8 table per VOI over every stored bit pattern (cached)."""
+    key = (fmt.bits_stored, fmt.signed, _transform_key(modality), tuple(_transform_key(v) for v in vois), bool(invert))
+    with _TABLE_LOCK:
+        tables = _TABLE_CACHE.get(key)
+        if tables is not None:
+            _TABLE_CACHE.move_to_end(key)
+            return tables
+    m = modality.values(fmt.domain())
+    tables = np.empty((len(vois), m.size), dtype=np.uint8)
+    for j, voi in enumerate(vois):
+        tables[j] = _reference.to_uint8(voi.values(m), invert)
+    tables.setflags(write=False)
+    with _TABLE_LOCK:
+        _TABLE_CACHE[key] = tables
+        while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
+            _TABLE_CACHE.popitem(last=False)
+    return tables
+
+
+def _params(modality: Rescale, vois: Sequence[Window], invert: bool) -> np.ndarray:
+    return np.array(
+        [[modality.slope, modality.intercept, v.center, v.width, _FUNCTION_CODE[v.function], int(invert)] for v in vois],
+        dtype=np.float64,
+    )
+
+
+def _prepare_out(out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=np.uint8)
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != shape or not out.flags.c_contiguous \
+            or not out.flags.writeable:
+        raise ValueError(f"out must be a writeable C-contiguous uint8 array of shape {shape}")
+    return out
+
+
+def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modality, vois: Sequence[VOI], *,
+                  invert: bool = False, out: Optional[np.ndarray] = None, threads: Optional[int] = None,
+                  path: str = "auto") -> np.ndarray:
+    """Render allocated words ``raw`` (any shape) to uint8.
+
+    Returns ``raw.shape`` for one VOI, ``raw.shape + (len(vois),)`` for several.
+    ``fmt`` is ``None`` for float data.  ``path`` forces ``"lut"``,
+    ``"arithmetic"`` or ``"reference"`` (for tests and benchmarks).
+    """
+    if not vois or len(vois) > _kernel.MAX_WINDOWS:
+        raise ValueError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}")
+    raw = np.asarray(raw)
+    k = len(vois)
+    shape = raw.shape if k == 1 else raw.shape + (k,)
+    result = _prepare_out(out, shape)
+    nthreads = _threads if threads is None else max(1, int(threads))
+    is_float = raw.dtype.kind == "f"
+    if is_float != (fmt is None) or raw.dtype.kind not in "fiu" or raw.dtype.itemsize not in (1, 2, 4, 8) \
+            or (not is_float and raw.dtype.itemsize * 8 != fmt.bits_allocated):
+        raise PixelDataError(f"pixel array of dtype {raw.dtype} does not match the declared format {fmt}",
+                             attribute="BitsAllocated")
+    if path == "auto":
+        if not is_float and fmt.bits_stored <= LUT_MAX_BITS:
+            path = "lut"
+        elif isinstance(modality, Rescale) and all(isinstance(v, Window) for v in vois):
+            path = "arithmetic"
+        else:
+            path = "reference"
+    flat_out = result.reshape(-1)
+    if path == "reference":
+        x = modality.values(raw.astype(np.float64) if is_float else fmt.stored(raw))
+        for j, voi in enumerate(vois):
+            channel = _reference.to_uint8(voi.values(x), invert)
+            if k == 1:
+                result[...] = channel
+            else:
+                result[..., j] = channel
+        return result
+    if path == "lut":
+        if is_float or fmt.bits_stored > LUT_MAX_BITS:
+            raise ValueError("the lookup-table path needs integer data with at most 16 stored bits")
+        tables = build_tables(fmt, modality, vois, invert)
+        words = np.ascontiguousarray(raw).view(fmt.unsigned_dtype).reshape(-1)
+        _kernel.gather(words, tables, flat_out, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
+        return result
+    if path != "arithmetic":
+        raise ValueError(f"unknown path {path!r}")
+    if not isinstance(modality, Rescale) or not all(isinstance(v, Window) for v in vois):
+        raise ValueError("the arithmetic path takes a rescale and centre/width windows only")
+    params = _params(modality, vois, invert)
+    if is_float:
+        data = np.ascontiguousarray(raw).reshape(-1)
+        if data.dtype.byteorder not in "=|":
+            data = data.astype(data.dtype.newbyteorder("="))
+        _kernel.arithmetic(data, params, flat_out, 0, 32, False, nthreads)
+    else:
+        words = np.ascontiguousarray(raw).view(fmt.unsigned_dtype).reshape(-1).astype(np.uint32, copy=False)
+        _kernel.arithmetic(words, params, flat_out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
+    return result
+
+
+def _as_windows(center, width, function) -> list:
+    centers = np.atleast_1d(np.asarray(center, dtype=object))
+    widths = np.atleast_1d(np.asarray(width, dtype=object))
+    functions = [function] * len(centers) if isinstance(function, (str, type(None))) else list(function)
+    if not (len(centers) == len(widths) == len(functions)):
+        raise InvalidWindowError("center, width and function must have the same number of values",
+                                 attribute="WindowWidth")
+    return [Window(c, w, f or "LINEAR") for c, w, f in zip(centers, widths, functions)]
+
+
+def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: float = 0.0,
+           function: Union[str, Sequence[str]] = "LINEAR", invert: bool = False,
+           bits_stored: Optional[int] = None, high_bit: Optional[int] = None, signed: Optional[bool] = None,
+           out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> np.ndarray:
+    """Window an array of stored values to uint8 in one fused pass.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        Stored values: uint8, int8, uint16, int16, uint32, int32, float32 or
+        float64, any shape.  Non-contiguous input is copied first.
+    center, width : float or sequence of float
+        The window.  Sequences of equal length (up to 4) give one output
+        channel per window, stacked on a new last axis, from one pass.
+    slope, intercept : float
+        Rescale Slope and Intercept applied to the stored values first.
+    function : {"LINEAR", "LINEAR_EXACT", "SIGMOID"}
+        VOI LUT Function (one, or one per window).
+    invert : bool
+        Invert the output (MONOCHROME1 presentation).
+    bits_stored, high_bit, signed : int, int, bool, optional
+        Which bits of each integer word hold the stored value and whether it
+        is two's complement.  Default: every bit of the dtype, and the dtype's
+        signedness.  Bits above ``high_bit`` are ignored.
+    out : numpy.ndarray, optional
+        A C-contiguous uint8 array of the output shape to write into.
+    threads : int, optional
+        Kernel threads; default :func:`get_threads`.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, ``array.shape`` (one window) or ``array.shape + (n,)``.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind not in "iuf" or array.dtype.itemsize not in (1, 2, 4, 8) \
+            or (array.dtype.kind in "iu" and array.dtype.itemsize == 8):
+        raise TypeError(f"window() takes 8/16/32-bit integer or float32/float64 arrays, got {array.dtype}")
+    vois = _as_windows(center, width, function)
+    modality = Rescale(slope, intercept)
+    if array.dtype.kind == "f":
+        fmt = None
+    else:
+        allocated = array.dtype.itemsize * 8
+        bits = allocated if bits_stored is None else int(bits_stored)
+        fmt = StoredFormat(allocated, bits, bits - 1 if high_bit is None else int(high_bit),
+                           array.dtype.kind == "i" if signed is None else bool(signed))
+    return render_stored(array, fmt, modality, vois, invert=invert, out=out, threads=threads)
