@@ -1,0 +1,78 @@
+"""The ``dicomrender`` console script."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import make_dataset, write_dataset
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+import dicomrender
+from dicomrender import cli
+
+
+def run_cli(*args):
+    """The installed console script when present, else the module, in a fresh process."""
+    exe = shutil.which("dicomrender")
+    command = [exe, *args] if exe else [sys.executable, "-m", "dicomrender.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_render_command_writes_windowed_png(tmp_path):
+    source = get_testdata_file("CT_small.dcm")
+    target = tmp_path / "ct.png"
+    result = run_cli("render", source, str(target), "--window", "40", "80")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.asarray(Image.open(target)), dicomrender.render(source, window=(40, 80)))
+
+
+def test_render_command_frame_and_function(tmp_path):
+    frames = np.arange(2 * 6 * 6, dtype=np.uint16).reshape(2, 6, 6) * 50
+    source = write_dataset(make_dataset(frames, bits_stored=12), tmp_path / "mf.dcm")
+    assert cli.main(["render", source, str(tmp_path / "f1.png"), "--window", "1000", "2000", "--frame", "1",
+                     "--function", "sigmoid"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "f1.png")),
+                                  dicomrender.render(source, window=(1000, 2000), function="SIGMOID", frame=1))
+    # without --frame a multi-frame file gives its first frame
+    assert cli.main(["render", source, str(tmp_path / "f0.png")]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "f0.png")), dicomrender.render(source, frame=0))
+
+
+def test_render_command_reports_bad_input(tmp_path, capsys):
+    junk = tmp_path / "junk.dcm"
+    junk.write_text("hello")
+    assert cli.main(["render", str(junk), str(tmp_path / "x.png")]) == 1
+    assert "junk.dcm" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    source = get_testdata_file("CT_small.dcm")
+    assert cli.main(["render", source, str(tmp_path / "x.png"), "--window", "40", "0"]) == 1
+    assert "WindowWidth" in capsys.readouterr().err
+
+
+def test_bad_usage_exits_2():
+    result = run_cli("render", "only-one-argument")
+    assert result.returncode == 2
+    assert "usage" in result.stderr
+
+
+def test_demo_renders_bundled_samples(tmp_path):
+    result = run_cli("demo", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name, preset, output in cli.DEMO_FILES:
+        pixels = np.asarray(Image.open(tmp_path / output))
+        expected = dicomrender.render(get_testdata_file(name), preset)
+        expected = expected[0] if expected.ndim == 3 else expected
+        assert pixels.shape == expected.shape
+        assert np.abs(pixels.astype(int) - expected).mean() < 2.0  # JPEG at quality 95
+
+
+@pytest.mark.parametrize("command", ["presets"])
+def test_presets_command_lists_header(command):
+    result = run_cli(command)
+    assert result.returncode == 0, result.stderr
+    assert "header" in result.stdout and "auto" in result.stdout
