@@ -28,6 +28,9 @@ DEFAULT_MAX_PIXELS = 1 << 31
 
 _PIXEL_KEYWORDS = (("PixelData", None), ("FloatPixelData", np.float32), ("DoubleFloatPixelData", np.float64))
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
+#: Photometric interpretations by Samples per Pixel (PS3.3 C.7.6.3.1.2).
+PHOTOMETRIC = {1: GRAYSCALE + ("PALETTE COLOR",),
+               3: ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_422", "YBR_PARTIAL_420")}
 
 
 def read_dataset(src, *, stop_before_pixels: bool = False) -> tuple:
@@ -83,24 +86,48 @@ def _values(value) -> list:
     return [value]
 
 
-def _lut_table(item: Dataset, signed_first: bool, attribute: str) -> tuple:
-    """(data, first_mapped, bits) of a Modality/VOI LUT item, checked against its descriptor."""
-    descriptor = _values(item.get("LUTDescriptor"))
+def _lut_table(item: Dataset, signed_first: bool, attribute: str,
+               stored_range: Optional[tuple] = None) -> tuple:
+    """(data, first_mapped, bits) of a Modality/VOI LUT item, checked against its descriptor.
+
+    LUT Descriptor semantics (PS3.3 C.11.1.1.1): 0 entries means 65536; the
+    first mapped value is signed when the descriptor is SS or ``signed_first``
+    says the values it maps are signed; entries have 8..16 bits.  A Modality
+    LUT whose first mapped value lies outside ``stored_range`` maps no stored
+    value at all and is refused rather than rendered as a flat picture.
+    """
+    if "LUTDescriptor" not in item:
+        raise InvalidDatasetError(f"{attribute} item has no LUTDescriptor", attribute="LUTDescriptor")
+    element = item["LUTDescriptor"]
+    descriptor = _values(element.value)
     if len(descriptor) != 3:
         raise InvalidDatasetError(f"{attribute} LUTDescriptor must have 3 values, got {descriptor!r}",
                                   attribute="LUTDescriptor")
-    n, first, bits = (int(v) for v in descriptor)
+    try:
+        n, first, bits = (int(v) for v in descriptor)
+    except (TypeError, ValueError):
+        raise InvalidDatasetError(f"{attribute} LUTDescriptor must be integers, got {descriptor!r}",
+                                  attribute="LUTDescriptor") from None
+    if n < 0 or n > 65535:
+        raise InvalidDatasetError(f"{attribute} LUTDescriptor number of entries must be 0..65535, got {n}",
+                                  attribute="LUTDescriptor")
     n = 65536 if n == 0 else n
-    if signed_first and first >= 32768:
+    if first >= 32768 and signed_first:
         first -= 65536
     if not 8 <= bits <= 16:
         raise InvalidDatasetError(f"{attribute} LUTDescriptor bits must be 8..16, got {bits}", attribute="LUTDescriptor")
-    if "LUTData" not in item:
+    if stored_range is not None and not stored_range[0] <= first <= stored_range[1]:
+        raise InvalidDatasetError(
+            f"{attribute} LUTDescriptor first mapped value {first} is outside the stored value range "
+            f"{stored_range[0]}..{stored_range[1]}", attribute="LUTDescriptor")
+    if "LUTData" not in item or item["LUTData"].value is None:
         raise InvalidDatasetError(f"{attribute} has no LUTData", attribute="LUTData")
     raw = item["LUTData"].value
     if isinstance(raw, (bytes, bytearray)):
-        data = np.frombuffer(raw, dtype="<u1" if bits == 8 and len(raw) == n else "<u2",
-                             count=len(raw) // (1 if bits == 8 and len(raw) == n else 2))
+        # 8-bit entries may be packed two per 16-bit word (OW); otherwise one entry per word
+        packed = bits == 8 and len(raw) in (n, n + 1)
+        data = np.frombuffer(raw, dtype="<u1" if packed else "<u2",
+                             count=n if packed else len(raw) // 2)
     else:
         data = np.asarray(_values(raw), dtype=np.int64)
     if data.size == 2 * n and bits == 8 and data.dtype == np.uint8:
@@ -108,8 +135,9 @@ def _lut_table(item: Dataset, signed_first: bool, attribute: str) -> tuple:
     if data.size != n:
         raise InvalidDatasetError(f"{attribute} LUTData has {data.size} entries, LUTDescriptor says {n}",
                                   attribute="LUTData")
-    if data.size and int(data.max()) >= (1 << bits):
-        raise InvalidDatasetError(f"{attribute} LUTData has entries above {bits} bits", attribute="LUTData")
+    if data.size and (int(data.max()) >= (1 << bits) or int(data.min()) < 0):
+        raise InvalidDatasetError(f"{attribute} LUTData has entries outside 0..{(1 << bits) - 1} "
+                                  f"({bits} bits per LUTDescriptor)", attribute="LUTData")
     return data.astype(np.int64), first, bits
 
 
@@ -153,6 +181,10 @@ class ImageInfo:
     modality_name: str
     inverse: bool
     pixel_padding: Optional[tuple] = None
+    #: BitsAllocated 1: eight pixels per byte, unpacked to one uint8 word each.
+    packed_bits: bool = False
+    #: Photometric interpretation of the last decoded compressed frames (decoders may convert colour).
+    decoded_photometric: Optional[str] = field(default=None, repr=False)
 
     @classmethod
     def from_dataset(cls, ds: Dataset, filename: Optional[str] = None,
@@ -172,16 +204,23 @@ class ImageInfo:
         if max_pixels is not None and total > max_pixels:
             raise PixelDataError(f"{rows}x{columns}x{frames}x{spp} = {total} pixels exceeds max_pixels={max_pixels}",
                                  attribute="Rows")
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2" if spp == 1 else "RGB")).strip().upper()
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2" if spp == 1 else "RGB") or
+                          "").strip().upper()
+        if photometric not in PHOTOMETRIC[spp]:
+            known = PHOTOMETRIC[1] + PHOTOMETRIC[3]
+            reason = "is unknown" if photometric not in known else f"does not fit SamplesPerPixel {spp}"
+            raise InvalidDatasetError(f"PhotometricInterpretation {photometric!r} {reason} (expected one of "
+                                      f"{', '.join(PHOTOMETRIC[spp])})", attribute="PhotometricInterpretation")
         bits_allocated = _int(ds, "BitsAllocated", 32 if float_dtype == np.float32 else 64 if float_dtype else None)
+        packed_bits = False
         if float_dtype is not None:
             fmt = None
             if bits_allocated != np.dtype(float_dtype).itemsize * 8:
                 raise InvalidDatasetError(f"BitsAllocated must be {np.dtype(float_dtype).itemsize * 8} for {keyword}, "
                                           f"got {bits_allocated}", attribute="BitsAllocated")
         else:
-            if bits_allocated not in (8, 16, 32):
-                raise UnsupportedImageError(f"BitsAllocated {bits_allocated} is not supported (8, 16 or 32)",
+            if bits_allocated not in (1, 8, 16, 32):
+                raise UnsupportedImageError(f"BitsAllocated {bits_allocated} is not supported (1, 8, 16 or 32)",
                                             attribute="BitsAllocated")
             bits_stored = _int(ds, "BitsStored", bits_allocated)
             high_bit = _int(ds, "HighBit", bits_stored - 1)
@@ -189,6 +228,14 @@ class ImageInfo:
             if representation not in (0, 1):
                 raise InvalidDatasetError(f"PixelRepresentation must be 0 or 1, got {representation}",
                                           attribute="PixelRepresentation")
+            if bits_stored > bits_allocated:
+                raise InvalidDatasetError(f"BitsStored ({bits_stored}) exceeds BitsAllocated ({bits_allocated})",
+                                          attribute="BitsStored")
+            if bits_allocated == 1:
+                if spp != 1 or high_bit != 0 or representation:
+                    raise InvalidDatasetError("BitsAllocated 1 needs one unsigned sample with HighBit 0",
+                                              attribute="BitsAllocated")
+                packed_bits, bits_allocated = True, 8
             fmt = StoredFormat(bits_allocated, bits_stored, high_bit, bool(representation))
         inverse = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
         padding = None
@@ -201,7 +248,7 @@ class ImageInfo:
                 raise InvalidDatasetError("PixelPaddingValue must be an integer", attribute="PixelPaddingValue") from None
         return cls(ds, filename, rows, columns, frames, spp, photometric, fmt,
                    np.dtype(float_dtype) if float_dtype else None, keyword,
-                   str(ds.get("Modality", "")).strip().upper(), inverse, padding)
+                   str(ds.get("Modality", "")).strip().upper(), inverse, padding, packed_bits)
 
     # ---- header parameters ------------------------------------------------
 
@@ -212,6 +259,16 @@ class ImageInfo:
     @property
     def signed(self) -> bool:
         return bool(self.format and self.format.signed)
+
+    @property
+    def stored_range(self) -> tuple:
+        """Smallest and largest stored value the format can hold (float data: +-inf)."""
+        fmt = self.format
+        if fmt is None:
+            return (-np.inf, np.inf)
+        if fmt.signed:
+            return (-(1 << (fmt.bits_stored - 1)), (1 << (fmt.bits_stored - 1)) - 1)
+        return (0, (1 << fmt.bits_stored) - 1)
 
     def frame_parameters(self, index: int) -> FrameParameters:
         """Modality and VOI of frame ``index``: per-frame groups, then shared groups, then the top level."""
@@ -233,7 +290,7 @@ class ImageInfo:
         transform = group("PixelValueTransformationSequence") or ds
         modality_lut = _item(ds, "ModalityLUTSequence")
         if modality_lut is not None and transform is ds:
-            data, first, _ = _lut_table(modality_lut, self.signed, "ModalityLUTSequence")
+            data, first, _ = _lut_table(modality_lut, self.signed, "ModalityLUTSequence", self.stored_range)
             modality: Modality = ModalityLut(data, first)
         else:
             modality = Rescale(_float(transform, "RescaleSlope", 1.0), _float(transform, "RescaleIntercept", 0.0))
@@ -243,9 +300,14 @@ class ImageInfo:
         voi_source = group("FrameVOILUTSequence") or ds
         windows = _header_windows(voi_source)
         voi_luts = []
+        # The VOI LUT maps modality values: its first mapped value is signed when they can be negative.
+        low, high = self.stored_range
+        if isinstance(modality, Rescale):
+            signed_modality = min(low * modality.slope, high * modality.slope) + modality.intercept < 0
+        else:
+            signed_modality = False  # Modality LUT entries are unsigned
         for item in voi_source.get("VOILUTSequence", None) or ds.get("VOILUTSequence", None) or []:
-            data, first, bits = _lut_table(item, self.signed or isinstance(modality, Rescale) and
-                                           (modality.intercept < 0 or modality.slope < 0), "VOILUTSequence")
+            data, first, bits = _lut_table(item, signed_modality, "VOILUTSequence")
             voi_luts.append(VOILut(data, first, bits, str(item.get("LUTExplanation", "") or "") or None))
         return FrameParameters(modality, windows, voi_luts, hounsfield)
 
@@ -290,6 +352,8 @@ class ImageInfo:
         if big_endian:
             dtype = dtype.newbyteorder(">")
         frame_items = self.rows * self.columns * self.samples_per_pixel
+        if self.packed_bits:
+            return self._unpacked(value, indices, frame_items, shape)
         frame_bytes = frame_items * dtype.itemsize
         needed = frame_bytes * self.frames
         if len(value) < needed:
@@ -312,28 +376,45 @@ class ImageInfo:
             stacked = stacked.astype(stacked.dtype.newbyteorder("="))
         return stacked
 
-    def _decoded(self, indices, shape, tsyntax) -> np.ndarray:
-        try:
-            from pydicom.pixels import pixel_array as decode
-        except ImportError:  # pydicom < 3
-            decode = None
+    def _unpacked(self, value, indices, frame_items, shape) -> np.ndarray:
+        # Frames of 1-bit data need not start on a byte boundary: bit k of the
+        # element is pixel k, least significant bit first (PS3.5 8.1.1).
+        needed = (frame_items * self.frames + 7) // 8
+        if len(value) < needed:
+            raise PixelDataError(f"{self.pixel_keyword} is truncated: {len(value)} bytes, {needed} needed for "
+                                 f"{self.frames} frame(s) of {self.rows}x{self.columns} at 1 bit",
+                                 attribute=self.pixel_keyword)
         frames = []
+        for index in indices:
+            start = index * frame_items
+            first_byte, skip = divmod(start, 8)
+            chunk = np.frombuffer(value, dtype=np.uint8, count=(skip + frame_items + 7) // 8, offset=first_byte)
+            bits = np.unpackbits(chunk, bitorder="little")[skip:skip + frame_items]
+            frames.append(bits.reshape(shape))
+        return np.stack(frames)
+
+    def _decoded(self, indices, shape, tsyntax) -> np.ndarray:
+        from pydicom.pixels import get_decoder
+
         try:
-            if decode is not None:
-                for index in indices:
-                    frames.append(np.asarray(decode(self.dataset, index=index, raw=True)))
-            else:
-                full = np.asarray(self.dataset.pixel_array)
-                full = full.reshape((self.frames,) + shape)
-                frames = [full[i] for i in indices]
+            decoder = get_decoder(tsyntax)
+        except NotImplementedError:
+            raise UnsupportedImageError(f"Pixel Data uses transfer syntax {tsyntax.name} ({tsyntax}), "
+                                        f"which has no decoder", attribute="TransferSyntaxUID") from None
+        if not decoder.is_available:
+            raise MissingCodecError(
+                f"Pixel Data uses {tsyntax.name} ({tsyntax}) and no decoder for it is installed; "
+                f"install the codecs extra: pip install 'dicomrender[codecs]'", attribute="TransferSyntaxUID")
+        frames = []
+        self.decoded_photometric = None
+        try:
+            for index in indices:
+                array, meta = decoder.as_array(self.dataset, index=index, raw=True)
+                self.decoded_photometric = str(meta.get("photometric_interpretation", self.photometric))
+                frames.append(np.asarray(array))
         except DicomRenderError:
             raise
         except Exception as exc:
-            text = str(exc)
-            if "plugin" in text.lower() or "handler" in text.lower() or "decod" in text.lower() and "available" in text:
-                raise MissingCodecError(
-                    f"Pixel Data uses {tsyntax.name} ({tsyntax}); no decoder is installed for it. "
-                    f"Install the extra: pip install 'dicomrender[codecs]'", attribute="TransferSyntaxUID") from None
             raise PixelDataError(f"cannot decode Pixel Data ({tsyntax.name}): {type(exc).__name__}: {exc}",
                                  attribute="PixelData") from None
         out = np.stack([f.reshape(shape) for f in frames])

@@ -140,9 +140,7 @@ def render(src, preset: Union[str, Sequence[str], None] = None, *, window: Optio
 def _render(ds, filename, preset, window, function, invert, frame, out, strict, threads, max_pixels, options):
     info = ImageInfo.from_dataset(ds, filename, max_pixels=max_pixels)
     if not info.is_grayscale:
-        raise UnsupportedImageError(
-            f"PhotometricInterpretation {info.photometric} with SamplesPerPixel {info.samples_per_pixel} "
-            f"is not a grayscale image", attribute="PhotometricInterpretation")
+        return _render_colour(info, preset, window, function, invert, frame, out)
     indices = info.frame_indices(frame)
     words = info.words(indices)
     do_invert = info.inverse if invert is None else bool(invert)
@@ -160,6 +158,25 @@ def _render(ds, filename, preset, window, function, invert, frame, out, strict, 
     for start, stop, parameters, vois in results:
         windowing.render_stored(words[start:stop], info.format, parameters.modality, vois, invert=do_invert,
                                 out=result[start:stop], threads=threads)
+    if frame is not None or info.frames == 1:
+        result = result[0]
+    if out is not None:
+        target = windowing._prepare_out(out, result.shape)
+        target[...] = result
+        return target
+    return result
+
+
+def _render_colour(info: ImageInfo, preset, window, function, invert, frame, out):
+    """Colour images: RGB ``(rows, cols, 3)`` per frame; windowing only when asked for explicitly."""
+    from . import colour
+
+    if preset is not None and not (isinstance(preset, str) and preset.strip().lower() == "header"):
+        raise UnsupportedImageError(
+            f"PhotometricInterpretation {info.photometric} is a colour image: presets do not apply "
+            f"(pass window=(center, width) to window each channel explicitly)", attribute="PhotometricInterpretation")
+    indices = info.frame_indices(frame)
+    result = colour.render_colour(info, indices, window=window, function=function, invert=invert)
     if frame is not None or info.frames == 1:
         result = result[0]
     if out is not None:
