@@ -8,6 +8,7 @@
 from . import errors
 from .errors import (DicomRenderError, InvalidDatasetError, InvalidWindowError, MissingCodecError, NotDicomError,
                      PixelDataError, PresetError, PluginError, UnknownPresetError, UnsupportedImageError)
+from .hookspecs import hookimpl
 from .presets import Preset, get_preset, list_presets
 from .render import render, save
 from .windowing import Window, get_threads, set_threads, window
@@ -20,6 +21,7 @@ __all__ = [
     "window",
     "Window",
     "Preset",
+    "hookimpl",
     "get_preset",
     "list_presets",
     "set_threads",

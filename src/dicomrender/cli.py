@@ -105,9 +105,12 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_presets(args) -> int:
+    from .plugins import ENV_VAR, plugin_infos
     from .presets import list_presets, preset_table
 
     print(preset_table(list_presets()))
+    loaded = ", ".join(info.distribution or info.source for info in plugin_infos())
+    print(f"\nplugins: {loaded}  (limit third-party plugins with {ENV_VAR}=name,name; empty: none)")
     return 0
 
 
