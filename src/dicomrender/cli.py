@@ -69,8 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_convert(sub) -> None:
+    from .convert import add_command
+
+    add_command(sub)
+
+
 #: Functions ``f(subparsers)`` adding more subcommands (batch conversion and others).
-_EXTRA_COMMANDS: list = []
+_EXTRA_COMMANDS: list = [_add_convert]
 
 
 def _cmd_render(args) -> int:

@@ -1,0 +1,877 @@
+"""Batch conversion: DICOM files and folder trees to JPEG or PNG, in parallel and resumable.
+
+``convert(sources, outdir)`` walks files and folders, recognises DICOM files by
+their content (the ``DICM`` marker at byte 128, else a parse of the header),
+renders every frame with :func:`dicomrender.render` and writes one image per
+frame under ``outdir``, mirroring the relative layout of each source folder.
+
+Guarantees, in the order users care about them:
+
+* Loss-free: every input file ends as output image(s) or as a ``skipped`` /
+  ``failed`` record of the report, with the error class and message.
+* Safe: inputs are only opened for reading; outputs appear atomically (written
+  to an unnamed temporary file in the target folder, then linked into place),
+  so a killed run never leaves a truncated image under an output name; output
+  paths never leave ``outdir`` (no ``..``, absolute names or symlinked folders).
+* Resumable: a rerun keeps outputs that are complete (a whole JPEG or PNG
+  stream) and converts the rest; ``overwrite=True`` rewrites everything.
+* Parallel: a pool of worker processes (all cores by default) with an optional
+  per-file timeout; a worker that hangs or dies costs one ``failed`` record,
+  the rest of the batch finishes.  ``scheduler=`` runs the same work on a
+  dask.distributed cluster.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import stat
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+from .errors import DicomRenderError, InvalidDatasetError, NotDicomError, PixelDataError
+
+__all__ = ["convert", "convert_file", "ConvertReport", "ConvertRecord", "ConvertOptions", "OutputPathError",
+           "is_dicom_header"]
+
+#: Suffixes replaced by the image suffix; any other name keeps its suffix (``1.2.840.113619.2.1`` stays whole).
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+#: Name prefix of the temporary files of the atomic write (removed by the next run if a run was killed).
+TEMP_PREFIX = ".dicomrender-"
+TEMP_SUFFIX = ".tmp"
+#: Pixel Data (and other elements) larger than this are read only when rendering, so the header
+#: read that decides whether a file needs converting stays small.
+_DEFER_SIZE = 64 * 1024
+#: Groups a DICOM data set without preamble starts with (command, file meta, identifying), either byte order.
+_HEADLESS_STARTS = (b"\x00\x00", b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+_FORMATS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
+
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+
+
+class OutputPathError(DicomRenderError, ValueError):
+    """An output path would fall outside the output folder (``..``, absolute name or symlinked folder)."""
+
+
+# ---- options, records, report ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What to render and how to write it; the same for every file of a batch."""
+
+    outdir: str
+    preset: Union[str, Tuple[str, ...], None] = None
+    window: Optional[Tuple[float, float]] = None
+    format: str = "jpeg"
+    quality: int = 95
+    compress_level: int = 6
+    frames: Union[str, int] = "all"
+    overwrite: bool = False
+    fsync: bool = False
+    strict: bool = True
+    threads: Optional[int] = None
+
+    @property
+    def suffix(self) -> str:
+        return _FORMATS[self.format]
+
+
+@dataclass(frozen=True)
+class ConvertTask:
+    """One input file: where it is, how the report names it, and its output name without suffix."""
+
+    path: str
+    source: str
+    stem: str
+
+
+@dataclass(frozen=True)
+class ConvertRecord:
+    """The outcome for one input file.
+
+    Attributes
+    ----------
+    source : str
+        The input path (a source folder joined with the file's relative path).
+    status : {"ok", "skipped", "failed"}
+        ``skipped``: not DICOM, or DICOM without an image (e.g. a structured report).
+    outputs : tuple of str
+        Output paths relative to the output folder, one per rendered frame.
+    frames : tuple of int
+        The 1-based frame number of each output of a multi-frame file (empty for single-frame files).
+    written : int
+        How many outputs this run wrote; the others were complete already.
+    error : str
+        The exception class name for ``skipped`` / ``failed``.
+    message : str
+        What went wrong, or why the file was skipped.
+    """
+
+    source: str
+    status: str
+    outputs: Tuple[str, ...] = ()
+    frames: Tuple[int, ...] = ()
+    written: int = 0
+    error: str = ""
+    message: str = ""
+
+
+REPORT_COLUMNS = ("source", "status", "frame", "output", "written", "error", "message")
+
+
+class ConvertReport:
+    """The records of a batch, in input order, with counts and a CSV writer.
+
+    ``report.exit_status`` is 0 when no file failed, else 1 (skipped files are not failures).
+    """
+
+    def __init__(self, records: Sequence[ConvertRecord], outdir: str, elapsed: float = 0.0):
+        self.records: List[ConvertRecord] = list(records)
+        self.outdir = outdir
+        self.elapsed = elapsed
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def __getitem__(self, index):
+        return self.records[index]
+
+    def _with(self, status: str) -> List[ConvertRecord]:
+        return [r for r in self.records if r.status == status]
+
+    @property
+    def ok(self) -> List[ConvertRecord]:
+        return self._with(OK)
+
+    @property
+    def skipped(self) -> List[ConvertRecord]:
+        return self._with(SKIPPED)
+
+    @property
+    def failed(self) -> List[ConvertRecord]:
+        return self._with(FAILED)
+
+    @property
+    def written(self) -> int:
+        """Number of output images written by this run."""
+        return sum(r.written for r in self.records)
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.failed else 0
+
+    def rows(self) -> List[dict]:
+        """One row per output image, and one per skipped or failed file (columns :data:`REPORT_COLUMNS`)."""
+        rows = []
+        for r in self.records:
+            base = {"source": r.source, "status": r.status, "error": r.error, "message": r.message}
+            if r.status == OK:
+                frames = r.frames or ("",) * len(r.outputs)
+                kept = len(r.outputs) - r.written
+                for i, (frame, output) in enumerate(zip(frames, r.outputs)):
+                    # The outputs a run skips because they were complete come first in ``outputs``.
+                    rows.append(dict(base, frame=frame, output=output, written=int(i >= kept)))
+            else:
+                rows.append(dict(base, frame="", output="", written=0))
+        return rows
+
+    def write_csv(self, path) -> str:
+        """Write :meth:`rows` as CSV (atomically) and return the path."""
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows())
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        _write_output(os.path.abspath(path), buffer.getvalue().encode("utf-8"), fsync=False)
+        return path
+
+    def summary(self) -> str:
+        outputs = sum(len(r.outputs) for r in self.ok)
+        rate = f", {len(self) / self.elapsed:.1f} files/s" if self.elapsed > 0 else ""
+        return (f"{len(self)} files: {len(self.ok)} ok ({outputs} images, {self.written} written, "
+                f"{outputs - self.written} kept), {len(self.skipped)} skipped, {len(self.failed)} failed"
+                f" in {self.elapsed:.1f} s{rate}")
+
+    def __repr__(self) -> str:
+        return f"<ConvertReport {self.summary()}>"
+
+
+# ---- one file ------------------------------------------------------------------
+
+
+def is_dicom_header(head: bytes) -> bool:
+    """True when the first 132 bytes carry the ``DICM`` marker of a DICOM file (PS3.10 7.1)."""
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def _read(path: str):
+    """The data set with Pixel Data deferred; :class:`NotDicomError` for anything that is not DICOM."""
+    import pydicom
+
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotDicomError("not a regular file", filename=path)
+    with open(path, "rb") as f:
+        head = f.read(132)
+    if is_dicom_header(head):
+        return pydicom.dcmread(path, defer_size=_DEFER_SIZE)
+    # Without the preamble a file is DICOM when its data set parses and looks like one.
+    if head[:2] not in _HEADLESS_STARTS:
+        raise NotDicomError("not a DICOM file (no DICM marker at byte 128)", filename=path)
+    try:
+        ds = pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=True)
+    except Exception as exc:
+        raise NotDicomError(f"not a DICOM file (no DICM marker; parse failed: {type(exc).__name__}: {exc})",
+                            filename=path) from None
+    if "SOPClassUID" not in ds and "Rows" not in ds:
+        raise NotDicomError("not a DICOM file (no DICM marker and no SOP Class or image attributes)", filename=path)
+    return ds
+
+
+def _parsed_to_end(ds, path: str) -> Optional[bool]:
+    """Whether the last element ends exactly at the end of the file (None: cannot tell).
+
+    pydicom returns what it could read of a truncated file without a word; a
+    last element whose declared length runs past the end of the file is
+    truncated, and is an error.
+    """
+    tags = list(ds.keys())
+    if not tags:
+        return False
+    element = ds.get_item(max(tags))
+    length, offset = getattr(element, "length", None), getattr(element, "value_tell", None)
+    if length is None or offset is None or length == 0xFFFFFFFF:
+        return None
+    size = os.path.getsize(path)
+    end = offset + length
+    if end > size:
+        keyword = _keyword(element.tag)
+        error = PixelDataError if keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") else InvalidDatasetError
+        raise error(f"the file is truncated: {keyword} needs {length} bytes at offset {offset}, the file has "
+                    f"{size - offset}", filename=path, attribute=keyword)
+    return end == size
+
+
+def _keyword(tag) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) or str(tag)
+
+
+def _frame_count(ds, path: str) -> int:
+    value = ds.get("NumberOfFrames", 1)
+    try:
+        frames = int(value if value not in (None, "") else 1)
+    except (TypeError, ValueError):
+        raise InvalidDatasetError(f"NumberOfFrames must be an integer, got {value!r}", filename=path,
+                                  attribute="NumberOfFrames") from None
+    if frames < 1:
+        raise InvalidDatasetError(f"NumberOfFrames must be >= 1, got {frames}", filename=path,
+                                  attribute="NumberOfFrames")
+    return frames
+
+
+def _selected_frames(frames: int, selection, path: str) -> List[int]:
+    if selection == "all":
+        return list(range(frames))
+    if selection == "first":
+        return [0]
+    if not 0 <= int(selection) < frames:
+        raise InvalidDatasetError(f"frame {selection} out of range: NumberOfFrames is {frames}", filename=path,
+                                  attribute="NumberOfFrames")
+    return [int(selection)]
+
+
+def output_target(outdir: str, relative: str) -> str:
+    """``outdir/relative``, refusing any name that would land outside ``outdir``.
+
+    ``outdir`` must be an absolute, resolved path.  The parent folders are
+    created; a symlinked folder pointing elsewhere is refused.
+    """
+    if os.path.isabs(relative) or not relative or any(part in ("..", "") for part in relative.split(os.sep)):
+        raise OutputPathError(f"output name {relative!r} is not a plain relative path", attribute="output")
+    target = os.path.join(outdir, relative)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    real = os.path.realpath(parent)
+    if os.path.commonpath([real, outdir]) != outdir:
+        raise OutputPathError(f"output folder {parent!r} resolves to {real!r}, outside {outdir!r}", attribute="output")
+    return target
+
+
+def _complete(path: str, suffix: str) -> bool:
+    """True when ``path`` is a regular file holding a whole JPEG or PNG stream (not a symlink)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size < 16:
+        return False
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(-12, os.SEEK_END)
+        tail = f.read(12)
+    if suffix == ".png":
+        return head == b"\x89PNG\r\n\x1a\n" and tail[4:] == b"IEND\xaeB`\x82"
+    return head[:2] == b"\xff\xd8" and tail[-2:] == b"\xff\xd9"
+
+
+def _write_output(path: str, data: bytes, fsync: bool) -> None:
+    """Make ``path`` hold ``data``, never a part of it, even if the process is killed meanwhile.
+
+    On Linux the bytes go to an unnamed file (``O_TMPFILE``) that gets a name
+    only once complete; elsewhere to a named temporary file (which the next
+    run removes if this one is killed).  Either is then renamed over ``path``.
+    """
+    folder = os.path.dirname(path)
+    temp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}")
+    if not (_O_TMPFILE_WORKS and _write_unnamed(folder, temp, data, fsync)):
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, data, fsync)
+        except BaseException:
+            os.close(fd)
+            _unlink(temp)
+            raise
+        os.close(fd)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        _unlink(temp)
+        raise
+
+
+_O_TMPFILE_WORKS = hasattr(os, "O_TMPFILE") and sys.platform.startswith("linux")
+
+
+def _write_unnamed(folder: str, temp: str, data: bytes, fsync: bool) -> bool:
+    """Write ``data`` to an ``O_TMPFILE`` file and link it as ``temp``; False if unsupported here."""
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except OSError:  # file system without O_TMPFILE
+        return False
+    try:
+        _write_all(fd, data, fsync)
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            # dst_dir_fd makes this linkat(..., AT_SYMLINK_FOLLOW), which names the open file itself.
+            os.link(f"/proc/self/fd/{fd}", os.path.basename(temp), dst_dir_fd=folder_fd, follow_symlinks=True)
+        except OSError:  # no /proc, or a kernel that refuses: use a named temporary file
+            return False
+        finally:
+            os.close(folder_fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _write_all(fd: int, data: bytes, fsync: bool) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    if fsync:
+        os.fsync(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
+    """Convert one file; never raises for a bad file (the record says what went wrong)."""
+    try:
+        return _convert_file(task, options)
+    except NotDicomError as exc:
+        return ConvertRecord(task.source, SKIPPED, error=type(exc).__name__, message=exc.detail)
+    except Exception as exc:
+        message = exc.detail if isinstance(exc, DicomRenderError) and exc.filename == task.path else str(exc)
+        return ConvertRecord(task.source, FAILED, error=type(exc).__name__, message=message or repr(exc))
+
+
+def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
+    from .image import _PIXEL_KEYWORDS
+    from .render import encode_image, render
+
+    ds = _read(task.path)
+    whole = _parsed_to_end(ds, task.path)
+    if not any(keyword in ds for keyword, _ in _PIXEL_KEYWORDS):
+        if whole is not False and "SOPClassUID" in ds and "Rows" not in ds:
+            sop = ds.SOPClassUID
+            name = getattr(sop, "name", "") or str(sop)
+            return ConvertRecord(task.source, SKIPPED, error="NoImage",
+                                 message=f"DICOM object without Pixel Data (SOP Class {name})")
+        raise PixelDataError("no Pixel Data (7FE0,0010): the file is truncated or holds no image",
+                             filename=task.path, attribute="PixelData")
+    count = _frame_count(ds, task.path)
+    indices = _selected_frames(count, options.frames, task.path)
+    suffix = options.suffix
+    if count == 1:
+        names = [task.stem + suffix]
+    else:
+        names = [f"{task.stem}_{i + 1:04d}{suffix}" for i in indices]
+    targets = [output_target(options.outdir, name) for name in names]
+    todo = [k for k, target in enumerate(targets) if options.overwrite or not _complete(target, suffix)]
+    frames = tuple(i + 1 for i in indices) if count > 1 else ()
+    kept = [k for k in range(len(targets)) if k not in todo]
+    order = kept + todo
+    record = ConvertRecord(task.source, OK, tuple(names[k] for k in order), tuple(frames[k] for k in order)
+                           if frames else (), written=len(todo))
+    if not todo:
+        return record
+    kwargs = dict(window=options.window, strict=options.strict, threads=options.threads)
+    preset = list(options.preset) if isinstance(options.preset, tuple) else options.preset
+    if count == 1:
+        images = {0: render(ds, preset, **kwargs)}
+    elif len(todo) == count:
+        # One decode for the whole file (compressed frames are decoded once each).
+        stack = render(ds, preset, **kwargs)
+        images = {k: stack[indices[k]] for k in todo}
+    else:
+        images = {k: render(ds, preset, frame=indices[k], **kwargs) for k in todo}
+    fmt = "PNG" if suffix == ".png" else "JPEG"
+    for k in todo:
+        data = encode_image(images[k], fmt, quality=options.quality, compress_level=options.compress_level)
+        _write_output(targets[k], data, options.fsync)
+    return record
+
+
+# ---- walking -------------------------------------------------------------------
+
+
+def _output_stem(relative: str) -> str:
+    root, ext = os.path.splitext(relative)
+    return root if ext.lower() in DICOM_SUFFIXES else relative
+
+
+def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], List[ConvertRecord]]:
+    """The input files of ``sources`` in a stable order, and records for names that collide.
+
+    A folder contributes every file below it (symlinked folders are not
+    followed, the output folder is not entered); a file contributes itself.
+    """
+    tasks, collisions, seen = [], [], {}
+    outdir_real = os.path.realpath(outdir)
+
+    def add(path, source, relative):
+        stem = _output_stem(relative)
+        key = os.path.normcase(stem)
+        if key in seen:
+            collisions.append(ConvertRecord(source, FAILED, error=OutputPathError.__name__,
+                                            message=f"output name {stem!r} is already used by {seen[key]}"))
+            return
+        seen[key] = source
+        tasks.append(ConvertTask(os.path.abspath(path), source, stem))
+
+    for src in sources:
+        src = os.fspath(src)
+        if not os.path.exists(src):
+            raise FileNotFoundError(f"no such file or folder: {src!r}")
+        if not os.path.isdir(src):
+            add(src, src, os.path.basename(src))
+            continue
+        for folder, dirnames, filenames in os.walk(src):
+            dirnames[:] = sorted(d for d in dirnames
+                                 if os.path.realpath(os.path.join(folder, d)) != outdir_real)
+            for name in sorted(filenames):
+                path = os.path.join(folder, name)
+                add(path, path, os.path.relpath(path, src))
+    return tasks, collisions
+
+
+def _remove_stale_temporaries(outdir: str) -> int:
+    removed = 0
+    for folder, _, filenames in os.walk(outdir):
+        for name in filenames:
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                _unlink(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+# ---- executors -----------------------------------------------------------------
+
+Done = Callable[[int, ConvertRecord], None]
+
+
+def _run_serial(tasks: List[ConvertTask], options: ConvertOptions, done: Done) -> None:
+    for index, task in enumerate(tasks):
+        done(index, convert_file(task, options))
+
+
+def _worker_main(conn, options: ConvertOptions) -> None:
+    # Ctrl-C goes to the whole process group: the parent decides, workers just stop with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            item = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if item is None:
+            return
+        index, task = item
+        conn.send((index, convert_file(task, options)))
+
+
+class _Worker:
+    def __init__(self, context, options):
+        import multiprocessing
+
+        self.conn, child = multiprocessing.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, options), daemon=True)
+        self.process.start()
+        child.close()
+        self.job = None  # (index, task, started)
+
+    def send(self, index, task):
+        self.job = (index, task, time.monotonic())
+        self.conn.send((index, task))
+
+    def kill(self):
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+def _exit_description(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
+def _run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeout: Optional[float],
+              done: Done) -> None:
+    """Run ``tasks`` on ``jobs`` worker processes, one file in flight per worker.
+
+    A worker whose file takes longer than ``timeout`` seconds is killed and
+    replaced; a worker that dies is replaced; either way that file gets a
+    ``failed`` record and the others go on.
+    """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    # forkserver: workers fork from a clean server process, not from a parent that may hold
+    # threads (OpenMP, progress bar, dask) whose locks a fork would copy in a locked state.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["dicomrender.convert", "dicomrender.render"])
+    pending = deque(enumerate(tasks))
+    workers = [_Worker(context, options) for _ in range(min(jobs, len(tasks)))]
+    try:
+        while pending or any(w.job for w in workers):
+            for w in workers:
+                if w.job is None and pending:
+                    w.send(*pending.popleft())
+            busy = [w for w in workers if w.job]
+            wait_for = None
+            if timeout is not None:
+                now = time.monotonic()
+                wait_for = max(0.0, min(w.job[2] + timeout - now for w in busy))
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], wait_for))
+            for position, w in enumerate(workers):
+                if not w.job:
+                    continue
+                index, task, started = w.job
+                record = None
+                if w.conn in ready:
+                    try:
+                        got, record = w.conn.recv()
+                    except (EOFError, OSError):
+                        record = None
+                    if record is not None:
+                        w.job = None
+                        done(got, record)
+                        continue
+                if record is None and (w.process.sentinel in ready or w.conn in ready):
+                    w.process.join()
+                    failure = ConvertRecord(task.source, FAILED, error="WorkerDiedError",
+                                            message=f"the worker process {_exit_description(w.process.exitcode)} "
+                                                    f"while converting this file")
+                elif timeout is not None and time.monotonic() - started >= timeout:
+                    failure = ConvertRecord(task.source, FAILED, error="TimeoutError",
+                                            message=f"no result after {timeout:g} s; the worker was stopped")
+                else:
+                    continue
+                w.kill()
+                workers[position] = _Worker(context, options)
+                done(index, failure)
+    finally:
+        for w in workers:
+            if w.job is None and w.process.is_alive():
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 5
+        for w in workers:
+            if w.job is None:
+                w.process.join(max(0.0, deadline - time.monotonic()))
+            w.kill()
+
+
+def _run_dask(tasks: List[ConvertTask], options: ConvertOptions, scheduler, jobs: int, done: Done) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ImportError("scheduler= needs dask.distributed: pip install 'dicomrender[dask]'") from None
+    cluster = None
+    if hasattr(scheduler, "submit"):
+        client, own_client = scheduler, False
+    else:
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler)
+        own_client = True
+    try:
+        futures = {}
+        for index, task in enumerate(tasks):
+            future = client.submit(convert_file, task, options, pure=False)
+            futures[future] = (index, task)
+        for future in as_completed(futures):
+            index, task = futures[future]
+            try:
+                record = future.result()
+            except Exception as exc:  # the task itself never raises: this is the cluster (KilledWorker...)
+                record = ConvertRecord(task.source, FAILED, error=type(exc).__name__, message=str(exc) or repr(exc))
+            done(index, record)
+    finally:
+        if own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ---- the API -------------------------------------------------------------------
+
+
+def _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout):
+    from .presets import get_preset
+    from .windowing import Window
+
+    if format.lower() not in _FORMATS:
+        raise ValueError(f"format must be jpeg or png, got {format!r}")
+    if preset is not None and window is not None:
+        raise ValueError("give either preset or window, not both")
+    names = None
+    if preset is not None:
+        names = (preset,) if isinstance(preset, str) else tuple(preset)
+        if len(names) not in (1, 3):
+            raise ValueError(f"give one preset, or three for an RGB image; got {len(names)}")
+        for name in names:
+            get_preset(name)
+        names = names[0] if len(names) == 1 else names
+    if window is not None:
+        center, width = window
+        Window(center, width)  # validates
+        window = (float(center), float(width))
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be 1..100, got {quality}")
+    if not 0 <= int(compress_level) <= 9:
+        raise ValueError(f"compress_level must be 0..9, got {compress_level}")
+    if frames not in ("all", "first"):
+        try:
+            frames = int(frames)
+        except (TypeError, ValueError):
+            raise ValueError(f"frames must be 'all', 'first' or a 0-based frame index, got {frames!r}") from None
+        if frames < 0:
+            raise ValueError(f"frames must be 'all', 'first' or a 0-based frame index, got {frames}")
+    if jobs is not None and int(jobs) < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if timeout is not None and not float(timeout) > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    return names, window, frames
+
+
+def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] = None, format: str = "jpeg",
+            quality: int = 95, compress_level: int = 6, frames: Union[str, int] = "all", jobs: Optional[int] = None,
+            scheduler=None, overwrite: bool = False, report=None, progress: Optional[bool] = None,
+            timeout: Optional[float] = None, fsync: bool = False, strict: bool = True) -> ConvertReport:
+    """Convert DICOM files and folder trees to JPEG or PNG images under ``outdir``.
+
+    Parameters
+    ----------
+    sources : path or sequence of paths
+        Files and folders.  Files are recognised as DICOM by content, whatever
+        their name; the others are recorded as ``skipped``.
+    outdir : path
+        The output folder (created).  A folder source's files go to the same
+        relative place; a file source's image goes to the top.  ``name.dcm``
+        becomes ``name.jpg`` and a multi-frame file ``name_0001.jpg``, ... (the
+        1-based frame number).  Other suffixes are kept (``1.2.3.4.jpg``).
+    preset : str or sequence of 3 str, optional
+        Preset name, or three names for an RGB image; default the file's window.
+    window : (center, width), optional
+        An explicit window instead of a preset.
+    format : {"jpeg", "png"}
+    quality : int
+        JPEG quality (1-100).
+    compress_level : int
+        PNG compression level (0-9).
+    frames : "all", "first" or int
+        Which frames of multi-frame files: all, the first, or one 0-based index.
+    jobs : int, optional
+        Worker processes (default: all cores).  ``1`` converts in this process
+        (unless ``timeout`` is given: then in one worker process).
+    scheduler : str or distributed.Client, optional
+        Run on a dask.distributed cluster: a scheduler address, ``"local"``
+        for a new ``LocalCluster`` of ``jobs`` worker processes, or a Client.
+        The output folder must be reachable from the workers at the same path.
+    overwrite : bool
+        Rewrite outputs that exist; by default complete outputs are kept (resume).
+    report : path, optional
+        Write the report as CSV there (one row per output image and per
+        skipped or failed file).
+    progress : bool, optional
+        Show a progress bar (default: when stderr is a terminal).
+    timeout : float, optional
+        Seconds one file may take in a worker process before the worker is
+        stopped and the file recorded as failed (process pool only).
+    fsync : bool
+        Flush each image to the disk before it gets its name (durable against
+        power loss; slower).
+    strict : bool
+        Refuse HU presets on images without Hounsfield units.
+
+    Returns
+    -------
+    ConvertReport
+        One record per input file; ``report.exit_status`` is 1 when any failed.
+
+    Raises
+    ------
+    FileNotFoundError
+        A source does not exist.
+    ValueError, DicomRenderError
+        Bad arguments (unknown preset, invalid window, ...), before any file is touched.
+    """
+    started = time.monotonic()
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    preset, window, frames = _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout)
+    jobs = int(jobs) if jobs is not None else (os.cpu_count() or 1)
+    tasks, collisions = collect_tasks(sources, outdir)
+    os.makedirs(outdir, exist_ok=True)
+    outdir_real = os.path.realpath(outdir)
+    _remove_stale_temporaries(outdir_real)
+    options = ConvertOptions(outdir_real, preset, window, format.lower(), int(quality), int(compress_level), frames,
+                             bool(overwrite), bool(fsync), bool(strict), threads=None if jobs == 1 else 1)
+    records: List[Optional[ConvertRecord]] = [None] * len(tasks)
+    bar = _progress_bar(len(tasks), progress)
+    failures = [0]
+
+    def done(index: int, record: ConvertRecord) -> None:
+        records[index] = record
+        if bar is not None:
+            if record.status == FAILED:
+                failures[0] += 1
+                bar.set_postfix(failed=failures[0], refresh=False)
+            bar.update(1)
+
+    try:
+        if scheduler is not None:
+            _run_dask(tasks, options, scheduler, jobs, done)
+        elif jobs == 1 and timeout is None:
+            _run_serial(tasks, options, done)
+        else:
+            _run_pool(tasks, options, jobs, timeout, done)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = ConvertReport([r for r in records if r is not None] + collisions, outdir_real,
+                           time.monotonic() - started)
+    result.records.sort(key=lambda r: r.source)
+    if report is not None:
+        result.write_csv(report)
+    return result
+
+
+def _progress_bar(total: int, progress: Optional[bool]):
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the progress bar is optional
+        return None
+    return tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+# ---- the command line ----------------------------------------------------------
+
+
+def add_command(subparsers) -> None:
+    """Add the ``convert`` subcommand to the ``dicomrender`` command line."""
+    import argparse
+
+    p = subparsers.add_parser(
+        "convert", help="convert DICOM files and folder trees to JPEG/PNG (parallel, resumable)",
+        description="Convert DICOM files and folder trees to JPEG or PNG under OUTDIR, mirroring the layout. "
+                    "Exit status: 0 all converted (non-DICOM files are skipped), 1 some failed, 2 bad usage.")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="DICOM files and folders (recognised by content)")
+    p.add_argument("-o", "--outdir", required=True, help="output folder")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--preset", help="preset name, or NAME,NAME,NAME for an RGB image")
+    choice.add_argument("--window", nargs=2, type=float, metavar=("C", "W"), help="window centre and width")
+    p.add_argument("--format", choices=("jpeg", "png"), type=str.lower, default="jpeg", help="default: jpeg")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100 (default 95)")
+    p.add_argument("--compress-level", type=int, default=6, help="PNG compression level 0-9 (default 6)")
+    p.add_argument("--frames", default="all", metavar="all|first|N",
+                   help="frames of multi-frame files: all (default), first, or one 0-based index")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: all cores; 1: serial)")
+    p.add_argument("--scheduler", metavar="ADDRESS|local",
+                   help="run on a dask.distributed cluster (needs dicomrender[dask])")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds one file may take in a worker before it is recorded as failed")
+    p.add_argument("--overwrite", action="store_true", help="rewrite existing outputs (default: keep complete ones)")
+    p.add_argument("--fsync", action="store_true", help="flush each image to disk before naming it (slower)")
+    p.add_argument("--report", metavar="CSV", help="write the per-file report as CSV")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--no-strict", dest="strict", action="store_false",
+                   help="allow HU presets on images without Hounsfield units")
+    p.set_defaults(handler=_cmd_convert)
+    del argparse
+
+
+def _cmd_convert(args) -> int:
+    from .cli import preset_arg
+    from .errors import UnknownPresetError
+
+    try:
+        result = convert(args.sources, args.outdir, preset=preset_arg(args.preset), window=args.window,
+                         format=args.format, quality=args.quality, compress_level=args.compress_level, frames=args.frames,
+                         jobs=args.jobs, scheduler=args.scheduler, overwrite=args.overwrite, report=args.report,
+                         progress=False if args.quiet else None, timeout=args.timeout, fsync=args.fsync,
+                         strict=args.strict)
+    except (FileNotFoundError, UnknownPresetError, ValueError, ImportError) as exc:
+        print(f"dicomrender convert: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dicomrender convert: interrupted; rerun the same command to finish", file=sys.stderr)
+        return 130
+    for record in result.failed:
+        print(f"failed: {record.source}: {record.error}: {record.message}", file=sys.stderr)
+    if not args.quiet:
+        print(result.summary(), file=sys.stderr)
+    return result.exit_status
