@@ -275,8 +275,12 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
     ``"arithmetic"`` or ``"reference"`` (for tests and benchmarks).
     """
     if not vois or len(vois) > _kernel.MAX_WINDOWS:
-        raise ValueError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}")
+        raise InvalidWindowError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}",
+                                 attribute="WindowCenter")
     raw = np.asarray(raw)
+    if raw.dtype.byteorder not in "=|":
+        # the table and integer paths reinterpret the words' bytes, so they must be in native order
+        raw = raw.astype(raw.dtype.newbyteorder("="))
     k = len(vois)
     shape = raw.shape if k == 1 else raw.shape + (k,)
     result = _prepare_out(out, shape)
@@ -372,7 +376,8 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
     """
     array = np.asarray(array)
     if array.dtype.kind not in "iuf" or array.dtype.itemsize not in (1, 2, 4, 8) \
-            or (array.dtype.kind in "iu" and array.dtype.itemsize == 8):
+            or (array.dtype.kind in "iu" and array.dtype.itemsize == 8) \
+            or (array.dtype.kind == "f" and array.dtype.itemsize < 4):
         raise TypeError(f"window() takes 8/16/32-bit integer or float32/float64 arrays, got {array.dtype}")
     vois = _as_windows(center, width, function)
     modality = Rescale(slope, intercept)
