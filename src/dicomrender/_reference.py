@@ -56,8 +56,12 @@ def stored_values(raw: np.ndarray, bits_stored: int, high_bit: int | None = None
 
 
 def modality_values(stored: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> np.ndarray:
-    """Rescale: ``m = s * slope + intercept`` in float64 (PS3.3 C.11.1.1.2)."""
-    return np.asarray(stored, dtype=np.float64) * float(slope) + float(intercept)
+    """Rescale: ``m = s * slope + intercept`` in float64 (PS3.3 C.11.1.1.2).
+
+    Products beyond the float64 range become +-inf (and render as 0 or 255) without a warning.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(stored, dtype=np.float64) * float(slope) + float(intercept)
 
 
 def apply_lut(values: np.ndarray, lut: np.ndarray, first_mapped: int) -> np.ndarray:
