@@ -105,8 +105,8 @@ class ConvertRecord:
         Output paths relative to the output folder, one per rendered frame.
     frames : tuple of int
         The 1-based frame number of each output of a multi-frame file (empty for single-frame files).
-    written : int
-        How many outputs this run wrote; the others were complete already.
+    written : tuple of str
+        The outputs this run wrote; the others were complete already.
     error : str
         The exception class name for ``skipped`` / ``failed``.
     message : str
@@ -117,7 +117,7 @@ class ConvertRecord:
     status: str
     outputs: Tuple[str, ...] = ()
     frames: Tuple[int, ...] = ()
-    written: int = 0
+    written: Tuple[str, ...] = ()
     error: str = ""
     message: str = ""
 
@@ -163,7 +163,7 @@ class ConvertReport:
     @property
     def written(self) -> int:
         """Number of output images written by this run."""
-        return sum(r.written for r in self.records)
+        return sum(len(r.written) for r in self.records)
 
     @property
     def exit_status(self) -> int:
@@ -176,10 +176,8 @@ class ConvertReport:
             base = {"source": r.source, "status": r.status, "error": r.error, "message": r.message}
             if r.status == OK:
                 frames = r.frames or ("",) * len(r.outputs)
-                kept = len(r.outputs) - r.written
-                for i, (frame, output) in enumerate(zip(frames, r.outputs)):
-                    # The outputs a run skips because they were complete come first in ``outputs``.
-                    rows.append(dict(base, frame=frame, output=output, written=int(i >= kept)))
+                for frame, output in zip(frames, r.outputs):
+                    rows.append(dict(base, frame=frame, output=output, written=int(output in r.written)))
             else:
                 rows.append(dict(base, frame="", output="", written=0))
         return rows
@@ -303,13 +301,21 @@ def output_target(outdir: str, relative: str) -> str:
     """
     if os.path.isabs(relative) or not relative or any(part in ("..", "") for part in relative.split(os.sep)):
         raise OutputPathError(f"output name {relative!r} is not a plain relative path", attribute="output")
-    target = os.path.join(outdir, relative)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    real = os.path.realpath(parent)
-    if os.path.commonpath([real, outdir]) != outdir:
-        raise OutputPathError(f"output folder {parent!r} resolves to {real!r}, outside {outdir!r}", attribute="output")
-    return target
+    parts = relative.split(os.sep)
+    folder = outdir
+    for part in parts[:-1]:
+        # One level at a time, checked before the next is created: a symlink must not
+        # make us create folders elsewhere.
+        folder = os.path.join(folder, part)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+        real = os.path.realpath(folder)
+        if os.path.commonpath([real, outdir]) != outdir:
+            raise OutputPathError(f"output folder {folder!r} resolves to {real!r}, outside {outdir!r}",
+                                  attribute="output")
+    return os.path.join(folder, parts[-1])
 
 
 def _complete(path: str, suffix: str) -> bool:
@@ -428,10 +434,7 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     targets = [output_target(options.outdir, name) for name in names]
     todo = [k for k, target in enumerate(targets) if options.overwrite or not _complete(target, suffix)]
     frames = tuple(i + 1 for i in indices) if count > 1 else ()
-    kept = [k for k in range(len(targets)) if k not in todo]
-    order = kept + todo
-    record = ConvertRecord(task.source, OK, tuple(names[k] for k in order), tuple(frames[k] for k in order)
-                           if frames else (), written=len(todo))
+    record = ConvertRecord(task.source, OK, tuple(names), frames, written=tuple(names[k] for k in todo))
     if not todo:
         return record
     kwargs = dict(window=options.window, strict=options.strict, threads=options.threads)

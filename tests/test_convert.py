@@ -1,0 +1,412 @@
+"""Batch conversion: outputs, report, resume, atomicity under SIGKILL, timeouts, dead workers, Dask."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_dataset, write_dataset
+from PIL import Image
+
+from dicomrender import _reference, cli
+from dicomrender.convert import TEMP_PREFIX, ConvertRecord, convert, is_dicom_header
+
+CENTER, WIDTH = 40, 400
+
+
+def _ct(seed: int, shape=(24, 32), **attributes):
+    """12-bit CT words (stored = HU + 1024) with a header window; returns (dataset, words)."""
+    words = np.random.default_rng(seed).integers(0, 4096, size=shape, dtype=np.uint16)
+    attributes = dict(dict(RescaleIntercept=-1024, RescaleSlope=1, WindowCenter=CENTER, WindowWidth=WIDTH),
+                      **attributes)
+    return make_dataset(words, bits_stored=12, **attributes), words
+
+
+def _expected(words, invert=False):
+    return _reference.render_reference(words, CENTER, WIDTH, intercept=-1024, bits_stored=12, invert=invert)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A source tree: nested folders, a multi-frame file, MONOCHROME1, names without .dcm, a DICOM file
+    without preamble, a non-DICOM file and a truncated DICOM file.  Returns (src, expected images)."""
+    src = tmp_path / "src"
+    for folder in ("series1/sub", "series2"):
+        (src / folder).mkdir(parents=True)
+    expected = {}
+    ds, words = _ct(1)
+    write_dataset(ds, src / "series1" / "ct_0.dcm")
+    expected["series1/ct_0.png"] = _expected(words)
+    ds, words = _ct(2, shape=(16, 20))
+    write_dataset(ds, src / "series1" / "ct_1.DCM")
+    expected["series1/ct_1.png"] = _expected(words)
+    ds, words = _ct(3, shape=(3, 20, 16))
+    write_dataset(ds, src / "series1" / "sub" / "cine.dcm")
+    for i in range(3):
+        expected[f"series1/sub/cine_{i + 1:04d}.png"] = _expected(words[i])
+    ds, words = _ct(4, photometric="MONOCHROME1")
+    write_dataset(ds, src / "series2" / "IM0001")
+    expected["series2/IM0001.png"] = _expected(words, invert=True)
+    ds, words = _ct(5)
+    del ds.file_meta  # a bare data set: no preamble, no DICM marker, implicit VR
+    ds.save_as(src / "series2" / "1.2.840.99.7", enforce_file_format=False, implicit_vr=True, little_endian=True)
+    expected["series2/1.2.840.99.7.png"] = _expected(words)
+    (src / "README.txt").write_text("scanned on the old PACS\n")
+    ds, _ = _ct(6)
+    data = Path(write_dataset(ds, src / "series2" / "broken.dcm")).read_bytes()
+    (src / "series2" / "broken.dcm").write_bytes(data[:-100])
+    return src, expected
+
+
+def _hashes(root) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def _outputs(root) -> dict:
+    """Relative path -> bytes of every file under ``root``."""
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def _report(path) -> list:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _expected_rows(src, written=True) -> list:
+    w = "1" if written else "0"
+    s = str(src)
+    ok = dict(status="ok", error="", message="")
+    return [
+        dict(source=f"{s}/README.txt", status="skipped", frame="", output="", written="0", error="NotDicomError",
+             message="not a DICOM file (no DICM marker at byte 128)"),
+        dict(source=f"{s}/series1/ct_0.dcm", frame="", output="series1/ct_0.png", written=w, **ok),
+        dict(source=f"{s}/series1/ct_1.DCM", frame="", output="series1/ct_1.png", written=w, **ok),
+        *(dict(source=f"{s}/series1/sub/cine.dcm", frame=str(i), output=f"series1/sub/cine_{i:04d}.png", written=w,
+               **ok) for i in (1, 2, 3)),
+        dict(source=f"{s}/series2/1.2.840.99.7", frame="", output="series2/1.2.840.99.7.png", written=w, **ok),
+        dict(source=f"{s}/series2/IM0001", frame="", output="series2/IM0001.png", written=w, **ok),
+        dict(source=f"{s}/series2/broken.dcm", status="failed", frame="", output="", written="0",
+             error="PixelDataError",
+             message=f"the file is truncated: PixelData needs {24 * 32 * 2} bytes at offset "
+                     f"{(src / 'series2' / 'broken.dcm').stat().st_size + 100 - 24 * 32 * 2}, the file has "
+                     f"{24 * 32 * 2 - 100}"),
+    ]
+
+
+def test_tree_outputs_report_and_exit_status(tree, tmp_path, capsys):
+    src, expected = tree
+    before = _hashes(src)
+    out, report = tmp_path / "out", tmp_path / "report.csv"
+    status = cli.main(["convert", str(src), "-o", str(out), "--format", "png", "--jobs", "2",
+                       "--report", str(report)])
+    assert status == 1  # the truncated file failed; everything else was converted
+    outputs = _outputs(out)
+    assert sorted(outputs) == sorted(expected)
+    for name, pixels in expected.items():
+        np.testing.assert_array_equal(_pixels(outputs[name]), pixels, err_msg=name)
+    assert _report(report) == _expected_rows(src)
+    err = capsys.readouterr().err
+    assert f"failed: {src}/series2/broken.dcm: PixelDataError" in err
+    assert "7 files: 5 ok (7 images, 7 written, 0 kept), 1 skipped, 1 failed" in err
+    assert _hashes(src) == before
+
+
+def test_python_api_returns_the_report(tree, tmp_path):
+    src, expected = tree
+    result = convert(src, tmp_path / "out", format="png", jobs=1)
+    assert result.exit_status == 1
+    assert [r.source for r in result.failed] == [f"{src}/series2/broken.dcm"]
+    assert [(r.source, r.error) for r in result.skipped] == [(f"{src}/README.txt", "NotDicomError")]
+    cine = next(r for r in result.ok if r.source.endswith("cine.dcm"))
+    assert cine == ConvertRecord(f"{src}/series1/sub/cine.dcm", "ok",
+                                 tuple(f"series1/sub/cine_{i:04d}.png" for i in (1, 2, 3)), (1, 2, 3),
+                                 tuple(f"series1/sub/cine_{i:04d}.png" for i in (1, 2, 3)))
+    assert result.written == len(expected)
+    assert [row for row in result.rows()] == [
+        {k: (int(v) if k == "written" else int(v) if k == "frame" and v else v) for k, v in row.items()}
+        for row in _expected_rows(src)]
+
+
+def test_rerun_resumes_and_overwrite_rewrites(tree, tmp_path):
+    src, expected = tree
+    before = _hashes(src)
+    out = tmp_path / "out"
+    args = ["convert", str(src), "-o", str(out), "--format", "png", "-q"]
+    assert cli.main(args + ["--report", str(tmp_path / "r1.csv")]) == 1
+    first = _outputs(out)
+    past = 1_000_000_000 * 10**9  # 2001: any rewrite would move the mtime to now
+    for name in first:
+        os.utime(out / name, ns=(past, past))
+    (out / "series1/sub/cine_0002.png").unlink()
+
+    assert cli.main(args + ["--report", str(tmp_path / "r2.csv")]) == 1
+    assert _outputs(out) == first
+    for name in first:
+        if name != "series1/sub/cine_0002.png":
+            assert (out / name).stat().st_mtime_ns == past, name
+    rows = _report(tmp_path / "r2.csv")
+    assert [(r["output"], r["written"]) for r in rows if r["written"] == "1"] == [("series1/sub/cine_0002.png", "1")]
+    assert rows == [dict(r, written="1" if r["output"] == "series1/sub/cine_0002.png" else "0")
+                    for r in _expected_rows(src)]
+
+    assert cli.main(args + ["--overwrite", "--report", str(tmp_path / "r3.csv")]) == 1
+    assert _outputs(out) == first
+    assert all((out / name).stat().st_mtime_ns != past for name in first)
+    assert _report(tmp_path / "r3.csv") == _expected_rows(src)
+    assert _hashes(src) == before
+
+
+def test_incomplete_or_foreign_outputs_are_redone_and_stale_temporaries_removed(tree, tmp_path):
+    src, expected = tree
+    out = tmp_path / "out"
+    convert(src, out, format="png", jobs=1)
+    good = _outputs(out)
+    (out / "series1/ct_0.png").write_bytes(good["series1/ct_0.png"][:-20])  # cut short (e.g. a power cut)
+    (out / "series2/IM0001.png").unlink()
+    (out / "series2/IM0001.png").symlink_to(out / "series1/ct_1.png")  # a symlink is never "complete"
+    (out / "series1" / f"{TEMP_PREFIX}0123.tmp").write_bytes(b"left by a killed run")
+    result = convert(src, out, format="png", jobs=1)
+    assert sorted(sum((r.written for r in result.ok), ())) == ["series1/ct_0.png", "series2/IM0001.png"]
+    assert _outputs(out) == good
+    assert not (out / "series2/IM0001.png").is_symlink()
+
+
+def test_frames_selection_and_jpeg_quality(tree, tmp_path):
+    src, expected = tree
+    cine = src / "series1" / "sub" / "cine.dcm"
+    assert cli.main(["convert", str(cine), "-o", str(tmp_path / "first"), "--frames", "first", "-q",
+                     "--format", "png"]) == 0
+    assert list(_outputs(tmp_path / "first")) == ["cine_0001.png"]
+    assert cli.main(["convert", str(cine), "-o", str(tmp_path / "third"), "--frames", "2", "-q",
+                     "--format", "png"]) == 0
+    third = _outputs(tmp_path / "third")
+    assert list(third) == ["cine_0003.png"]
+    np.testing.assert_array_equal(_pixels(third["cine_0003.png"]), expected["series1/sub/cine_0003.png"])
+    assert cli.main(["convert", str(cine), "-o", str(tmp_path / "bad"), "--frames", "3", "-q"]) == 1
+    sizes = []
+    for quality in (30, 95):
+        out = tmp_path / f"q{quality}"
+        assert cli.main(["convert", str(cine), "-o", str(out), "--quality", str(quality), "-q", "-j", "1"]) == 0
+        data = (out / "cine_0001.jpg").read_bytes()
+        assert data[:2] == b"\xff\xd8"
+        image = _pixels(data).astype(int)
+        # JPEG is lossy: the error shrinks as the quality rises.
+        sizes.append(np.abs(image - expected["series1/sub/cine_0001.png"]).mean())
+    assert sizes[1] < sizes[0]
+
+
+def test_outputs_never_leave_outdir(tree, tmp_path):
+    src, expected = tree
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "series1").symlink_to(outside, target_is_directory=True)
+    result = convert(src, out, format="png", jobs=1)
+    failed = {r.source: r.error for r in result.failed}
+    assert failed == {f"{src}/series1/ct_0.dcm": "OutputPathError", f"{src}/series1/ct_1.DCM": "OutputPathError",
+                      f"{src}/series1/sub/cine.dcm": "OutputPathError",
+                      f"{src}/series2/broken.dcm": "PixelDataError"}
+    assert list(outside.iterdir()) == []
+    assert sorted(_outputs(out / "series2")) == ["1.2.840.99.7.png", "IM0001.png"]
+
+
+def test_output_folder_inside_the_source_is_not_walked(tree):
+    src, expected = tree
+    result = convert(src, src / "png", format="png", jobs=1)
+    assert not [r for r in result if "/png/" in r.source]
+    again = convert(src, src / "png", format="png", jobs=1)
+    assert len(again) == len(result) and again.written == 0
+
+
+def test_colliding_output_names_fail_the_second_file(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    ds, _ = _ct(1)
+    write_dataset(ds, src / "a.dcm")
+    write_dataset(ds, src / "a")
+    result = convert(src, tmp_path / "out", jobs=1)
+    assert [(r.source, r.status, r.error) for r in result] == [
+        (f"{src}/a", "ok", ""), (f"{src}/a.dcm", "failed", "OutputPathError")]
+
+
+@pytest.mark.parametrize("args", [
+    ["{src}/missing"],
+    ["{src}", "--preset", "no-such-preset"],
+    ["{src}", "--window", "40", "0"],
+    ["{src}", "--frames", "last"],
+    ["{src}", "--jobs", "0"],
+    ["{src}", "--quality", "0"],
+    ["{src}", "--preset", "header", "--window", "40", "80"],
+    ["{src}", "--format", "tiff"],
+])
+def test_bad_usage_exits_2_and_writes_nothing(tree, tmp_path, args):
+    src, _ = tree
+    out = tmp_path / "out"
+    argv = ["convert", *[a.format(src=src) for a in args], "-o", str(out)]
+    try:
+        status = cli.main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        status = exc.code
+    assert status == 2
+    assert not out.exists()
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(tree, tmp_path, capsys):
+    src, _ = tree
+    convert(src, tmp_path / "a", jobs=1)  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""
+    convert(src, tmp_path / "b", jobs=1, progress=True)
+    err = capsys.readouterr().err
+    assert "7/7" in err and "file/s" in err and "failed=1" in err
+
+
+def test_dicom_detection_by_content(tmp_path):
+    ds, _ = _ct(1)
+    data = Path(write_dataset(ds, tmp_path / "x.dcm")).read_bytes()
+    assert is_dicom_header(data[:132]) and not is_dicom_header(data[:131])
+    (tmp_path / "garbage").write_bytes(b"\x08\x00" + os.urandom(300))  # starts like a bare data set
+    (tmp_path / "empty").write_bytes(b"")
+    os.mkfifo(tmp_path / "fifo")  # opening it would block: never opened
+    result = convert(tmp_path, tmp_path / "out", jobs=1)
+    assert {os.path.basename(r.source): (r.status, r.error) for r in result} == {
+        "empty": ("skipped", "NotDicomError"), "fifo": ("skipped", "NotDicomError"),
+        "garbage": ("skipped", "NotDicomError"), "x.dcm": ("ok", "")}
+
+
+# ---- faults: processes killed from outside, hanging decoders, dying workers --------
+
+# Loaded at interpreter start (sitecustomize) by the command and its worker processes only: makes
+# reading the pixels of files named hang* block forever, die* kill their process, and all slow.
+HOOK = textwrap.dedent('''
+    import os, signal, time
+
+    def _install():
+        from dicomrender import image
+        original = image.ImageInfo.words
+        delay = float(os.environ.get("CONVERT_TEST_DELAY", "0"))
+
+        def words(self, indices):
+            name = os.path.basename(self.filename or "")
+            if name.startswith("hang"):
+                time.sleep(3600)
+            if name.startswith("die"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(delay)
+            return original(self, indices)
+
+        image.ImageInfo.words = words
+
+    _install()
+''')
+
+
+def _hooked_env(tmp_path, delay=0.0) -> dict:
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(HOOK)
+    env = dict(os.environ, CONVERT_TEST_DELAY=str(delay))
+    env["PYTHONPATH"] = os.pathsep.join([str(hook)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+def _many(src: Path, count: int) -> None:
+    for i in range(count):
+        folder = src / f"s{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        ds, _ = _ct(100 + i, shape=(2, 16, 16) if i % 5 == 0 else (16, 16))
+        write_dataset(ds, folder / f"im{i:03d}.dcm")
+
+
+def test_sigkill_mid_run_leaves_no_partial_outputs_and_rerun_completes(tmp_path):
+    src, out, reference = tmp_path / "src", tmp_path / "out", tmp_path / "reference"
+    _many(src, 40)
+    before = _hashes(src)
+    convert(src, reference, jobs=1)
+    expected = _outputs(reference)
+    command = [sys.executable, "-m", "dicomrender.cli", "convert", str(src), "-o", str(out), "--jobs", "2", "-q"]
+    process = subprocess.Popen(command, env=_hooked_env(tmp_path, delay=0.05), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len([p for p in out.rglob("*.jpg")]) < 8 and time.monotonic() < deadline:
+            assert process.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.01)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # the command, its fork server and its workers
+        except ProcessLookupError:
+            pass
+        process.wait()
+    time.sleep(0.2)
+    left = {name: data for name, data in _outputs(out).items() if not os.path.basename(name).startswith(TEMP_PREFIX)}
+    assert 8 <= len(left) < len(expected)
+    for name, data in left.items():
+        assert data == expected[name], f"{name} is not the complete image"
+
+    result = convert(src, out, jobs=2)
+    assert result.exit_status == 0
+    assert _outputs(out) == expected  # complete set, no temporary files left
+    assert result.written == len(expected) - len(left)
+    assert _hashes(src) == before
+
+
+def test_hanging_file_times_out_and_dead_worker_is_reported(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _many(src, 12)
+    for name in ("hang.dcm", "die.dcm"):
+        write_dataset(_ct(7)[0], src / "s1" / name)
+    report = tmp_path / "report.csv"
+    command = [sys.executable, "-m", "dicomrender.cli", "convert", str(src), "-o", str(out), "--jobs", "2",
+               "--timeout", "3", "-q", "--report", str(report)]
+    run = subprocess.run(command, env=_hooked_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    rows = {os.path.basename(r["source"]): r for r in _report(report)}
+    assert len(rows) == 14
+    assert (rows["hang.dcm"]["status"], rows["hang.dcm"]["error"]) == ("failed", "TimeoutError")
+    assert rows["hang.dcm"]["message"] == "no result after 3 s; the worker was stopped"
+    assert (rows["die.dcm"]["status"], rows["die.dcm"]["error"]) == ("failed", "WorkerDiedError")
+    assert rows["die.dcm"]["message"] == "the worker process was killed by SIGKILL while converting this file"
+    assert all(r["status"] == "ok" for name, r in rows.items() if name.startswith("im"))
+    reference = tmp_path / "reference"
+    convert(src, reference, jobs=1, timeout=None)  # no hook in this process: every file converts
+    expected = _outputs(reference)
+    assert _outputs(out) == {k: v for k, v in expected.items() if not k.startswith(("s1/hang", "s1/die"))}
+    assert f"failed: {src}/s1/hang.dcm: TimeoutError" in run.stderr
+
+
+# ---- Dask -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    yield cluster
+    cluster.close()
+
+
+def test_dask_local_cluster_equals_the_local_run(tree, tmp_path, dask_cluster):
+    src, expected = tree
+    before = _hashes(src)
+    local, remote = tmp_path / "local", tmp_path / "dask"
+    assert cli.main(["convert", str(src), "-o", str(local), "-j", "1", "-q", "--report", str(tmp_path / "l.csv")]) == 1
+    assert cli.main(["convert", str(src), "-o", str(remote), "-q", "--scheduler", dask_cluster.scheduler_address,
+                     "--report", str(tmp_path / "d.csv")]) == 1
+    assert _outputs(remote) == _outputs(local)
+    assert len(_outputs(local)) == len(expected)
+    assert _report(tmp_path / "d.csv") == _report(tmp_path / "l.csv")
+    assert _hashes(src) == before
