@@ -40,6 +40,7 @@ def read_dataset(src, *, stop_before_pixels: bool = False) -> tuple:
     """
     if isinstance(src, Dataset):
         filename = src.filename if isinstance(getattr(src, "filename", None), str) else None
+        _parse_elements(src, filename)
         return src, filename
     if isinstance(src, (str, os.PathLike)):
         filename = os.fspath(src)
@@ -62,7 +63,23 @@ def read_dataset(src, *, stop_before_pixels: bool = False) -> tuple:
         raise
     except Exception as exc:
         raise NotDicomError(f"cannot parse as DICOM: {type(exc).__name__}: {exc}", filename=filename) from None
+    _parse_elements(ds, filename)
     return ds, filename
+
+
+def _parse_elements(ds: Dataset, filename: Optional[str]) -> None:
+    """Decode every element now: pydicom decodes lazily, and a corrupt element (unknown VR,
+    odd length for US...) would otherwise surface later as an arbitrary exception."""
+    for tag in list(ds.keys()):
+        try:
+            element = ds[tag]
+        except Exception as exc:
+            keyword = pydicom.datadict.keyword_for_tag(tag) or str(tag)
+            raise InvalidDatasetError(f"cannot decode element {tag} {keyword}: {type(exc).__name__}: {exc}",
+                                      filename=filename, attribute=keyword) from None
+        if element.VR == "SQ":
+            for item in element.value or ():
+                _parse_elements(item, filename)
 
 
 def _int(ds: Dataset, keyword: str, default: Optional[int] = None) -> int:
@@ -192,6 +209,10 @@ class ImageInfo:
         keyword, float_dtype = next(((k, t) for k, t in _PIXEL_KEYWORDS if k in ds), (None, None))
         if keyword is None:
             raise PixelDataError("the data set has no Pixel Data (7FE0,0010)", attribute="PixelData")
+        tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if tsyntax is not None and not pydicom.uid.UID(str(tsyntax)).is_transfer_syntax:
+            raise UnsupportedImageError(f"TransferSyntaxUID {str(tsyntax)!r} is not a known transfer syntax",
+                                        attribute="TransferSyntaxUID")
         rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
         frames = _int(ds, "NumberOfFrames", 1)
         spp = _int(ds, "SamplesPerPixel", 1)
@@ -412,9 +433,9 @@ class ImageInfo:
                 array, meta = decoder.as_array(self.dataset, index=index, raw=True)
                 self.decoded_photometric = str(meta.get("photometric_interpretation", self.photometric))
                 frames.append(np.asarray(array))
-        except DicomRenderError:
+        except (DicomRenderError, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:
+        except BaseException as exc:  # BaseException: decoders written in Rust raise pyo3's PanicException
             raise PixelDataError(f"cannot decode Pixel Data ({tsyntax.name}): {type(exc).__name__}: {exc}",
                                  attribute="PixelData") from None
         out = np.stack([f.reshape(shape) for f in frames])
