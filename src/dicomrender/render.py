@@ -116,13 +116,15 @@ def render(src, preset: Union[str, Sequence[str], None] = None, *, window: Optio
         Refuse images with more pixels than this (decompression bombs).
     **options
         Passed to presets, e.g. ``voi_index=1`` or ``voi_explanation="BONE"``
-        for the header window.
+        for the header window; ``colour_window=True`` lets ``window=`` window
+        each channel of a colour image.
 
     Returns
     -------
     numpy.ndarray
         uint8 ``(rows, cols)`` for one frame, ``(frames, rows, cols)`` for all
-        frames of a multi-frame image; a trailing axis of 3 for several presets.
+        frames of a multi-frame image; a trailing axis of 3 for several presets
+        and for colour images (RGB).
 
     Raises
     ------
@@ -140,7 +142,7 @@ def render(src, preset: Union[str, Sequence[str], None] = None, *, window: Optio
 def _render(ds, filename, preset, window, function, invert, frame, out, strict, threads, max_pixels, options):
     info = ImageInfo.from_dataset(ds, filename, max_pixels=max_pixels)
     if not info.is_grayscale:
-        return _render_colour(info, preset, window, function, invert, frame, out)
+        return _render_colour(info, preset, window, function, invert, frame, out, options)
     indices = info.frame_indices(frame)
     words = info.words(indices)
     do_invert = info.inverse if invert is None else bool(invert)
@@ -167,14 +169,22 @@ def _render(ds, filename, preset, window, function, invert, frame, out, strict, 
     return result
 
 
-def _render_colour(info: ImageInfo, preset, window, function, invert, frame, out):
-    """Colour images: RGB ``(rows, cols, 3)`` per frame; windowing only when asked for explicitly."""
+def _render_colour(info: ImageInfo, preset, window, function, invert, frame, out, options):
+    """Colour images: RGB ``(rows, cols, 3)`` per frame.
+
+    Windowing colour data is almost always a mistake (a grayscale preset on an
+    ultrasound clip), so it needs both ``window=`` and ``colour_window=True``.
+    """
     from . import colour
 
     if preset is not None and not (isinstance(preset, str) and preset.strip().lower() == "header"):
         raise UnsupportedImageError(
-            f"PhotometricInterpretation {info.photometric} is a colour image: presets do not apply "
-            f"(pass window=(center, width) to window each channel explicitly)", attribute="PhotometricInterpretation")
+            f"PhotometricInterpretation {info.photometric} is a colour image: presets do not apply",
+            attribute="PhotometricInterpretation")
+    if window is not None and not options.get("colour_window", False):
+        raise UnsupportedImageError(
+            f"PhotometricInterpretation {info.photometric} is a colour image: pass colour_window=True with "
+            f"window= to window each channel", attribute="PhotometricInterpretation")
     indices = info.frame_indices(frame)
     result = colour.render_colour(info, indices, window=window, function=function, invert=invert)
     if frame is not None or info.frames == 1:
