@@ -5,6 +5,7 @@ TARGETS: tuple[str, ...]
 MAX_WINDOWS: int
 CHUNK: int
 HAVE_OPENMP: bool
+HAVE_AFFINE: bool
 
 def supported_targets() -> tuple[str, ...]: ...
 def get_target() -> str: ...
@@ -17,8 +18,17 @@ def gather(
     mask: int,
     nthreads: int = 1,
 ) -> None: ...
+def affine(
+    src: npt.NDArray[np.uint8] | npt.NDArray[np.uint16],
+    params: npt.NDArray[np.float64],
+    out: npt.NDArray[np.uint8],
+    shift: int,
+    bits: int,
+    is_signed: bool,
+    nthreads: int = 1,
+) -> None: ...
 def arithmetic(
-    src: npt.NDArray[np.floating] | npt.NDArray[np.uint32],
+    src: npt.NDArray[np.floating] | npt.NDArray[np.unsignedinteger],
     params: npt.NDArray[np.float64],
     out: npt.NDArray[np.uint8],
     shift: int = 0,

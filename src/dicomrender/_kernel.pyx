@@ -11,6 +11,9 @@ from libc.stdint cimport uint8_t, uint32_t
 import numpy as np
 
 cdef extern from "_kernel_impl.h" nogil:
+    ctypedef struct dr_affine:
+        float a, b
+        int pivot
     ctypedef struct dr_window:
         double slope, intercept, center, width
         int function
@@ -21,17 +24,20 @@ cdef extern from "_kernel_impl.h" nogil:
     int dr_target_supported(int target)
     int dr_best_target()
     int dr_have_openmp()
+    int dr_have_affine()
+    void dr_affine_render(int target, int itemsize, const void *src, size_t n, const dr_affine *w, int k, uint8_t *out,
+                   int shift, int bits, int is_signed, int nthreads)
     void dr_gather(int target, int itemsize, const void *src, size_t n, const uint8_t *tables,
                    size_t table_size, int k, uint8_t *out, int shift, uint32_t mask, int nthreads)
-    void dr_float(int target, int itemsize, const void *src, size_t n, const dr_window *w, int k,
-                  uint8_t *out, int nthreads)
-    void dr_int32(int target, const uint32_t *src, size_t n, const dr_window *w, int k, uint8_t *out,
-                  int shift, int bits, int is_signed, int nthreads)
+    void dr_arith(int target, int kind, int itemsize, const void *src, size_t n, const dr_window *w, int k,
+                  uint8_t *out, int shift, int bits, int is_signed, int nthreads)
 
 TARGETS = ("baseline", "avx2", "avx512")
 MAX_WINDOWS = DR_MAX_WINDOWS
 CHUNK = DR_CHUNK
 HAVE_OPENMP = bool(dr_have_openmp())
+#: Whether float arithmetic is plain IEEE single precision, so the affine path may be used.
+HAVE_AFFINE = bool(dr_have_affine())
 
 cdef int _target = dr_best_target()
 
@@ -100,6 +106,49 @@ def gather(src, const uint8_t[:, ::1] tables, uint8_t[::1] out, int shift, uint3
         dr_gather(_target, itemsize, ptr, n, &tables[0, 0], table_size, k, &out[0], shift, mask, nthreads)
 
 
+def affine(src, const double[:, ::1] params, uint8_t[::1] out, int shift, int bits, bint is_signed,
+           int nthreads=1):
+    """Proven float32 affine path, one row of ``params`` (a, b, pivot) per channel:
+    ``d = stored - pivot`` (the ``bits`` bits from ``shift`` on, two's complement
+    when ``is_signed``), ``out = clip(trunc(float32(d) * a + b), 0, 255)`` with two
+    float32 roundings.  ``a`` and ``b`` must be float32 values, ``|pivot| < 2**16``;
+    the caller proves the result exact."""
+    cdef dr_affine w[4]
+    cdef const uint8_t[::1] b8
+    cdef const unsigned short[::1] b16
+    cdef const void *ptr
+    cdef Py_ssize_t n
+    cdef int itemsize, j
+    cdef int k = params.shape[0]
+    if not dr_have_affine():
+        raise RuntimeError("the affine path needs IEEE single-precision float arithmetic")
+    if k < 1 or k > DR_MAX_WINDOWS or params.shape[1] != 3:
+        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 3), got ({k}, {params.shape[1]})")
+    for j in range(k):
+        if not -65536.0 < params[j, 2] < 65536.0:
+            raise ValueError(f"pivot {params[j, 2]} out of range")
+        w[j].a = <float>params[j, 0]
+        w[j].b = <float>params[j, 1]
+        w[j].pivot = <int>params[j, 2]
+        if <double>w[j].a != params[j, 0] or <double>w[j].b != params[j, 1] or <double>w[j].pivot != params[j, 2]:
+            raise ValueError("a and b must be float32 values and pivot an integer")
+    if src.dtype == np.uint8:
+        b8 = src
+        n, ptr, itemsize = b8.shape[0], &b8[0] if b8.shape[0] else NULL, 1
+    elif src.dtype == np.uint16:
+        b16 = src
+        n, ptr, itemsize = b16.shape[0], &b16[0] if b16.shape[0] else NULL, 2
+    else:
+        raise TypeError(f"affine needs uint8/uint16 input, got {src.dtype}")
+    if bits < 1 or shift < 0 or shift + bits > itemsize * 8:
+        raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    _check_out(out, n, k)
+    if n == 0:
+        return
+    with nogil:
+        dr_affine_render(_target, itemsize, ptr, n, w, k, &out[0], shift, bits, is_signed, nthreads)
+
+
 cdef int _windows(const double[:, ::1] params, dr_window *w) except -1:
     cdef int k = params.shape[0]
     cdef int j
@@ -121,35 +170,39 @@ def arithmetic(src, const double[:, ::1] params, uint8_t[::1] out, int shift=0, 
                bint is_signed=False, int nthreads=1):
     """Fused float64 path: one row of ``params`` (slope, intercept, center, width,
     function code, invert) per output channel.  ``src`` is float32/float64, or
-    uint32 words holding ``bits`` stored bits from ``shift`` on."""
+    uint8/uint16/uint32 words holding ``bits`` stored bits from ``shift`` on."""
     cdef dr_window w[4]
     cdef int k = _windows(params, w)
+    cdef const uint8_t[::1] b8
+    cdef const unsigned short[::1] b16
+    cdef const uint32_t[::1] b32
     cdef const float[::1] f32
     cdef const double[::1] f64
-    cdef const uint32_t[::1] u32
+    cdef const void *ptr
     cdef Py_ssize_t n
+    cdef int itemsize
+    cdef int kind = 117  # 'u'
     if src.dtype == np.float32:
         f32 = src
-        n = f32.shape[0]
-        _check_out(out, n, k)
-        if n:
-            with nogil:
-                dr_float(_target, 4, &f32[0], n, w, k, &out[0], nthreads)
+        n, ptr, itemsize, kind = f32.shape[0], &f32[0] if f32.shape[0] else NULL, 4, 102  # 'f'
     elif src.dtype == np.float64:
         f64 = src
-        n = f64.shape[0]
-        _check_out(out, n, k)
-        if n:
-            with nogil:
-                dr_float(_target, 8, &f64[0], n, w, k, &out[0], nthreads)
+        n, ptr, itemsize, kind = f64.shape[0], &f64[0] if f64.shape[0] else NULL, 8, 102
+    elif src.dtype == np.uint8:
+        b8 = src
+        n, ptr, itemsize = b8.shape[0], &b8[0] if b8.shape[0] else NULL, 1
+    elif src.dtype == np.uint16:
+        b16 = src
+        n, ptr, itemsize = b16.shape[0], &b16[0] if b16.shape[0] else NULL, 2
     elif src.dtype == np.uint32:
-        if bits < 1 or bits > 32 or shift < 0 or shift + bits > 32:
-            raise ValueError(f"bits {bits} from shift {shift} do not fit 32-bit words")
-        u32 = src
-        n = u32.shape[0]
-        _check_out(out, n, k)
-        if n:
-            with nogil:
-                dr_int32(_target, &u32[0], n, w, k, &out[0], shift, bits, is_signed, nthreads)
+        b32 = src
+        n, ptr, itemsize = b32.shape[0], &b32[0] if b32.shape[0] else NULL, 4
     else:
-        raise TypeError(f"arithmetic needs float32/float64/uint32 input, got {src.dtype}")
+        raise TypeError(f"arithmetic needs float32/float64/uint8/uint16/uint32 input, got {src.dtype}")
+    if kind == 117 and (bits < 1 or shift < 0 or shift + bits > itemsize * 8):
+        raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    _check_out(out, n, k)
+    if n == 0:
+        return
+    with nogil:
+        dr_arith(_target, kind, itemsize, ptr, n, w, k, &out[0], shift, bits, is_signed, nthreads)

@@ -4,7 +4,9 @@
  * AVX-512 on x86-64) from the same source and chosen at run time, so one
  * binary runs on any CPU and never needs -march=native.  The arithmetic must
  * equal the float64 reference bit for bit: the build sets -ffp-contract=off so
- * no multiply-add is fused, and nothing here is reassociated.
+ * no multiply-add is fused, and nothing here is reassociated (-fno-trapping-math
+ * only lets the compiler turn selects into vector blends; IEEE results are
+ * unchanged).
  *
  * Callers (the Cython wrapper) validate sizes and masks before calling; the
  * loops only ever index a table with (word >> shift) & mask, mask < table size.
@@ -16,8 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <float.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
 #endif
 
 #define DR_LINEAR 0
@@ -32,6 +38,27 @@ typedef struct {
     int function;
     int invert;
 } dr_window;
+
+/* The proven float32 affine path (see windowing.py): for a stored value s,
+ *     d = (float)(s - pivot)                   (exact: |s - pivot| < 2**17)
+ *     y = d * a + b                            (two float32 roundings, no fused multiply-add)
+ *     out = clip(trunc(y), 0, 255)
+ * The host evaluates exactly this on every stored value of the domain and
+ * compares it with the exact table before choosing the path, so the result
+ * equals the reference bit for bit.  Every target evaluates the same IEEE
+ * operations (the SIMD loops get d by an exact float subtraction instead of a
+ * conversion), so one check covers all targets. */
+typedef struct {
+    float a, b;
+    int32_t pivot;
+} dr_affine;
+
+/* The affine path is only exact-by-check when float arithmetic is plain IEEE single precision. */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define DR_HAVE_AFFINE 1
+#else
+#define DR_HAVE_AFFINE 0
+#endif
 
 /* Pixels per parallel chunk; below two chunks the loop stays on one thread. */
 #define DR_CHUNK 65536
@@ -75,12 +102,22 @@ static inline uint8_t dr_pixel(double s, const dr_window *w)
     return dr_to_uint8(dr_voi(x, w), w->invert);
 }
 
-/* Stored value of a 32-bit word: bits shift..shift+bits-1, sign-extended. */
-static inline double dr_stored32(uint32_t word, int shift, int bits, int is_signed)
+/* Stored value of a word of at most 16 bits. */
+static inline int32_t dr_stored16(uint32_t word, int shift, int bits, int is_signed)
 {
-    uint64_t v = ((uint64_t)word >> shift) & ((bits >= 32) ? 0xFFFFFFFFull : ((1ull << bits) - 1));
-    if (is_signed && bits > 0 && (v >> (bits - 1)) & 1) return (double)((int64_t)v - ((int64_t)1 << bits));
-    return (double)v;
+    int32_t v = (int32_t)((word >> shift) & ((1u << bits) - 1));
+    if (is_signed && (v >> (bits - 1))) v -= (int32_t)1 << bits;
+    return v;
+}
+
+/* One pixel of the affine path (|y| < 2**30 is guaranteed by the host, so the cast is defined). */
+static inline uint8_t dr_affine_px(int32_t stored, const dr_affine *w)
+{
+    float y = (float)(stored - w->pivot) * w->a;
+    y = y + w->b;
+    int32_t r = (int32_t)y;
+    r = r < 0 ? 0 : r;
+    return (uint8_t)(r > 255 ? 255 : r);
 }
 
 /* ---- loops, instantiated per target ------------------------------------ */
@@ -108,23 +145,86 @@ static inline double dr_stored32(uint32_t word, int shift, int bits, int is_sign
         }                                                                                      \
     }
 
-#define DR_FLOAT_LOOP(NAME, T, ATTR)                                                         \
-    ATTR static void NAME(const T *restrict src, size_t n, const dr_window *restrict w, int k, \
-                          uint8_t *restrict out)                                               \
-    {                                                                                          \
-        for (size_t i = 0; i < n; i++) {                                                       \
-            double s = (double)src[i];                                                         \
-            for (int j = 0; j < k; j++) out[(size_t)k * i + j] = dr_pixel(s, &w[j]);            \
-        }                                                                                      \
+/* LINEAR and LINEAR_EXACT as one clamped ramp, written without branches so the
+ * compiler vectorises it; same operations in the same order as dr_voi. */
+typedef struct {
+    double slope, intercept, origin, denominator, low, high;
+} dr_ramp;
+
+static inline dr_ramp dr_make_ramp(const dr_window *w)
+{
+    dr_ramp r;
+    r.slope = w->slope;
+    r.intercept = w->intercept;
+    if (w->function == DR_LINEAR) {
+        double half = (w->width - 1) / 2;
+        r.origin = w->center - 0.5;
+        r.denominator = w->width - 1;
+        r.low = r.origin - half;
+        r.high = r.origin + half;
+    } else {
+        r.origin = w->center;
+        r.denominator = w->width;
+        r.low = w->center - w->width / 2;
+        r.high = w->center + w->width / 2;
+    }
+    return r;
+}
+
+static inline uint8_t dr_ramp_px(double s, const dr_ramp *r, const int invert)
+{
+    double x = s * r->slope + r->intercept;
+    double y = ((x - r->origin) / r->denominator + 0.5) * 255.0;
+    y = x <= r->low ? 0.0 : y;
+    y = x > r->high ? 255.0 : y;
+    if (invert) y = 255.0 - y;
+    y = floor(y + DR_SNAP);
+    y = y >= 0.0 ? y : 0.0; /* negative or NaN */
+    y = y > 255.0 ? 255.0 : y;
+    return (uint8_t)(int32_t)y;
+}
+
+/* Stored value of an integer word, without branches: mask, then sign-extend by xor/subtract. */
+#define DR_STORED_INT(word, shift, mask, sign) ((double)(((int64_t)(((uint64_t)(word) >> (shift)) & (mask)) ^ (sign)) - (sign)))
+/* The same for words of at most 16 bits in 32-bit arithmetic, which vectorises everywhere. */
+#define DR_STORED_SMALL(word, shift, mask, sign) \
+    ((double)(((int32_t)(((uint32_t)(word) >> (shift)) & (uint32_t)(mask)) ^ (int32_t)(sign)) - (int32_t)(sign)))
+#define DR_AS_DOUBLE(word, shift, mask, sign) ((double)(word))
+
+/* The fused float64 loop over words of type T (CONVERT gives the stored value). */
+#define DR_ARITH_LOOP(NAME, T, CONVERT, ATTR)                                                     \
+    ATTR static void NAME(const T *restrict src, size_t n, const dr_window *restrict w, int k,    \
+                          uint8_t *restrict out, int shift, int bits, int is_signed)             \
+    {                                                                                            \
+        const uint64_t mask = bits >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits) - 1);          \
+        const int64_t sign = is_signed ? (int64_t)1 << (bits - 1) : 0;                           \
+        (void)mask;                                                                              \
+        (void)sign;                                                                              \
+        if (k == 1 && w->function != DR_SIGMOID) {                                               \
+            const dr_ramp r = dr_make_ramp(w);                                                   \
+            if (w->invert)                                                                       \
+                for (size_t i = 0; i < n; i++) out[i] = dr_ramp_px(CONVERT(src[i], shift, mask, sign), &r, 1); \
+            else                                                                                 \
+                for (size_t i = 0; i < n; i++) out[i] = dr_ramp_px(CONVERT(src[i], shift, mask, sign), &r, 0); \
+            return;                                                                              \
+        }                                                                                        \
+        for (size_t i = 0; i < n; i++) {                                                         \
+            double s = CONVERT(src[i], shift, mask, sign);                                       \
+            for (int j = 0; j < k; j++) out[(size_t)k * i + j] = dr_pixel(s, &w[j]);              \
+        }                                                                                        \
     }
 
-#define DR_INT32_LOOP(NAME, ATTR)                                                            \
-    ATTR static void NAME(const uint32_t *restrict src, size_t n, const dr_window *restrict w, \
-                          int k, uint8_t *restrict out, int shift, int bits, int is_signed)    \
+#define DR_AFFINE_LOOP(NAME, T, ATTR)                                                        \
+    ATTR static void NAME(const T *restrict src, size_t n, const dr_affine *restrict w, int k,  \
+                          uint8_t *restrict out, int shift, int bits, int is_signed)           \
     {                                                                                          \
+        if (k == 1) {                                                                          \
+            for (size_t i = 0; i < n; i++) out[i] = dr_affine_px(dr_stored16(src[i], shift, bits, is_signed), w); \
+            return;                                                                            \
+        }                                                                                      \
         for (size_t i = 0; i < n; i++) {                                                       \
-            double s = dr_stored32(src[i], shift, bits, is_signed);                            \
-            for (int j = 0; j < k; j++) out[(size_t)k * i + j] = dr_pixel(s, &w[j]);            \
+            int32_t v = dr_stored16(src[i], shift, bits, is_signed);                           \
+            for (int j = 0; j < k; j++) out[(size_t)k * i + j] = dr_affine_px(v, &w[j]);        \
         }                                                                                      \
     }
 
@@ -132,18 +232,216 @@ static inline double dr_stored32(uint32_t word, int shift, int bits, int is_sign
     DR_GATHER_LOOP(dr_gather_u8_##SUFFIX, uint8_t, ATTR)             \
     DR_GATHER_LOOP(dr_gather_u16_##SUFFIX, uint16_t, ATTR)           \
     DR_GATHER_LOOP(dr_gather_u32_##SUFFIX, uint32_t, ATTR)           \
-    DR_FLOAT_LOOP(dr_float_f32_##SUFFIX, float, ATTR)                \
-    DR_FLOAT_LOOP(dr_float_f64_##SUFFIX, double, ATTR)               \
-    DR_INT32_LOOP(dr_int32_##SUFFIX, ATTR)
+    DR_ARITH_LOOP(dr_arith_f32_##SUFFIX, float, DR_AS_DOUBLE, ATTR)  \
+    DR_ARITH_LOOP(dr_arith_f64_##SUFFIX, double, DR_AS_DOUBLE, ATTR) \
+    DR_ARITH_LOOP(dr_arith_u8_##SUFFIX, uint8_t, DR_STORED_SMALL, ATTR) \
+    DR_ARITH_LOOP(dr_arith_u16_##SUFFIX, uint16_t, DR_STORED_SMALL, ATTR) \
+    DR_ARITH_LOOP(dr_arith_u32_##SUFFIX, uint32_t, DR_STORED_INT, ATTR)
 
 DR_INSTANTIATE(base, )
+DR_AFFINE_LOOP(dr_affine_u8_base, uint8_t, )
+DR_AFFINE_LOOP(dr_affine_u16_base, uint16_t, )
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DR_HAVE_X86_TARGETS 1
 DR_INSTANTIATE(avx2, __attribute__((target("avx2"))))
 DR_INSTANTIATE(avx512, __attribute__((target("avx512f,avx512bw,avx512vl"))))
-#else
-#define DR_HAVE_X86_TARGETS 0
+
+/* ---- explicit SIMD for the affine path ----------------------------------
+ * 32 pixels per 512-bit vector of 16-bit lanes (16 per 256-bit): the stored
+ * bits are extracted in 16-bit lanes (sign-extended values are biased by
+ * 0x8000 to stay unsigned), then each lane is widened by interleaving it with
+ * the high half 0x4B00, which makes the float 2**23 + lane exactly, so one
+ * exact subtraction of 2**23 + bias + pivot yields d.  cvttps truncates (the
+ * host keeps |y| < 2**30), and the signed-saturating packs clip to 0..255
+ * exactly as dr_affine_px does. */
+
+#define DR_AVX512_ATTR __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define DR_AVX2_ATTR __attribute__((target("avx2")))
+#define DR_INLINE static inline __attribute__((always_inline))
+
+#define DR_MODE_UNSIGNED_FULL 0 /* every bit of the word, unsigned */
+#define DR_MODE_UNSIGNED_PART 1 /* (word >> shift) & mask */
+#define DR_MODE_SIGNED_FULL 2   /* every bit, two's complement */
+#define DR_MODE_SIGNED_PART 3   /* shift, mask and sign-extend */
+
+static int dr_affine_mode(int itemsize, int shift, int bits, int is_signed)
+{
+    int full = shift == 0 && bits == itemsize * 8;
+    return is_signed ? (full ? DR_MODE_SIGNED_FULL : DR_MODE_SIGNED_PART)
+                     : (full ? DR_MODE_UNSIGNED_FULL : DR_MODE_UNSIGNED_PART);
+}
+
+/* The float that d is measured from: the widened lane is 2**23 + stored + bias. */
+static inline float dr_affine_origin(const dr_affine *w, int is_signed)
+{
+    return (float)(8388608 + (is_signed ? 32768 : 0) + w->pivot);
+}
+
+/* Three 16-byte channel vectors to 48 interleaved bytes (pixel-major). */
+static const uint8_t dr_rgb_shuffle[3][3][16] = {
+    /* output block 0: R0 G0 B0 R1 ... R5 */
+    {{0, 0x80, 0x80, 1, 0x80, 0x80, 2, 0x80, 0x80, 3, 0x80, 0x80, 4, 0x80, 0x80, 5},
+     {0x80, 0, 0x80, 0x80, 1, 0x80, 0x80, 2, 0x80, 0x80, 3, 0x80, 0x80, 4, 0x80, 0x80},
+     {0x80, 0x80, 0, 0x80, 0x80, 1, 0x80, 0x80, 2, 0x80, 0x80, 3, 0x80, 0x80, 4, 0x80}},
+    /* output block 1: G5 B5 R6 ... G10 */
+    {{0x80, 0x80, 6, 0x80, 0x80, 7, 0x80, 0x80, 8, 0x80, 0x80, 9, 0x80, 0x80, 10, 0x80},
+     {5, 0x80, 0x80, 6, 0x80, 0x80, 7, 0x80, 0x80, 8, 0x80, 0x80, 9, 0x80, 0x80, 10},
+     {0x80, 5, 0x80, 0x80, 6, 0x80, 0x80, 7, 0x80, 0x80, 8, 0x80, 0x80, 9, 0x80, 0x80}},
+    /* output block 2: B10 R11 G11 ... B15 */
+    {{0x80, 11, 0x80, 0x80, 12, 0x80, 0x80, 13, 0x80, 0x80, 14, 0x80, 0x80, 15, 0x80, 0x80},
+     {0x80, 0x80, 11, 0x80, 0x80, 12, 0x80, 0x80, 13, 0x80, 0x80, 14, 0x80, 0x80, 15, 0x80},
+     {10, 0x80, 0x80, 11, 0x80, 0x80, 12, 0x80, 0x80, 13, 0x80, 0x80, 14, 0x80, 0x80, 15}},
+};
+
+DR_AVX2_ATTR DR_INLINE void dr_interleave3_16(__m128i r, __m128i g, __m128i b, uint8_t *out)
+{
+    for (int q = 0; q < 3; q++) {
+        __m128i x = _mm_shuffle_epi8(r, _mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q][0]));
+        x = _mm_or_si128(x, _mm_shuffle_epi8(g, _mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q][1])));
+        x = _mm_or_si128(x, _mm_shuffle_epi8(b, _mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q][2])));
+        _mm_storeu_si128((__m128i *)(out + 16 * q), x);
+    }
+}
+
+/* Interleave k channel blocks of `count` bytes into out (pixel-major). */
+DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t count, uint8_t *restrict out)
+{
+    if (k == 3) {
+        for (size_t p = 0; p < count; p += 16)
+            dr_interleave3_16(_mm_loadu_si128((const __m128i *)(tmp[0] + p)),
+                              _mm_loadu_si128((const __m128i *)(tmp[1] + p)),
+                              _mm_loadu_si128((const __m128i *)(tmp[2] + p)), out + 3 * p);
+    } else {
+        for (size_t p = 0; p < count; p++)
+            for (int j = 0; j < k; j++) out[(size_t)k * p + j] = tmp[j][p];
+    }
+}
+
+/* Instantiates the loop for one vector width.  W: 512 or 256; LANES16: 16-bit lanes per vector. */
+#define DR_AFFINE_SIMD(W, ATTR, VEC, VECF, LANES16, LOADW, LOADB, SET1_16, SET1_PS, AND, XOR, SRL16, SLL16, SRA16, \
+                       UNPACKLO16, UNPACKHI16, CASTPS, SUBPS, MULPS, ADDPS, CVTT, PACKS32, PACKUS16, FIXORDER,       \
+                       STORE)                                                                                      \
+    ATTR DR_INLINE VEC dr_extract_##W(VEC x, const int mode, __m128i left, __m128i right, __m128i shift, VEC mask) \
+    {                                                                                                              \
+        switch (mode) {                                                                                            \
+        case DR_MODE_UNSIGNED_FULL: return x;                                                                      \
+        case DR_MODE_UNSIGNED_PART: return AND(SRL16(x, shift), mask);                                             \
+        case DR_MODE_SIGNED_FULL: return XOR(x, SET1_16((short)0x8000));                                          \
+        default: return XOR(SRA16(SLL16(x, left), right), SET1_16((short)0x8000));                                \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* Saturated int16 results of one channel for the widened lanes lo/hi. */                                     \
+    ATTR DR_INLINE VEC dr_channel_##W(VECF lo, VECF hi, VECF origin, VECF a, VECF b)                               \
+    {                                                                                                              \
+        VEC rl = CVTT(ADDPS(MULPS(SUBPS(lo, origin), a), b));                                                      \
+        VEC rh = CVTT(ADDPS(MULPS(SUBPS(hi, origin), a), b));                                                      \
+        return PACKS32(rl, rh);                                                                                    \
+    }                                                                                                              \
+    ATTR DR_INLINE void dr_affine_loop_##W(const void *restrict src, const int itemsize, size_t n,                 \
+                                           const dr_affine *restrict w, int k, uint8_t *restrict out, int shift,  \
+                                           int bits, int is_signed, const int mode)                               \
+    {                                                                                                              \
+        const __m128i left = _mm_cvtsi32_si128(16 - shift - bits), right = _mm_cvtsi32_si128(16 - bits);          \
+        const __m128i sh = _mm_cvtsi32_si128(shift);                                                               \
+        const VEC mask = SET1_16((short)((1u << bits) - 1)), magic = SET1_16(0x4B00);                              \
+        VECF origin[DR_MAX_WINDOWS], a[DR_MAX_WINDOWS], b[DR_MAX_WINDOWS];                                         \
+        for (int j = 0; j < k; j++) {                                                                              \
+            origin[j] = SET1_PS(dr_affine_origin(&w[j], is_signed));                                               \
+            a[j] = SET1_PS(w[j].a);                                                                                \
+            b[j] = SET1_PS(w[j].b);                                                                                \
+        }                                                                                                          \
+        uint8_t tmp[DR_MAX_WINDOWS][64];                                                                           \
+        const size_t block = 2 * (LANES16);                                                                        \
+        size_t i = 0;                                                                                              \
+        for (; i + block <= n; i += block) {                                                                       \
+            VEC e0, e1;                                                                                            \
+            if (itemsize == 2) {                                                                                   \
+                e0 = LOADW((const uint16_t *)src + i);                                                             \
+                e1 = LOADW((const uint16_t *)src + i + (LANES16));                                                 \
+            } else {                                                                                               \
+                e0 = LOADB((const uint8_t *)src + i);                                                              \
+                e1 = LOADB((const uint8_t *)src + i + (LANES16));                                                  \
+            }                                                                                                      \
+            e0 = dr_extract_##W(e0, mode, left, right, sh, mask);                                                  \
+            e1 = dr_extract_##W(e1, mode, left, right, sh, mask);                                                  \
+            VECF l0 = CASTPS(UNPACKLO16(e0, magic)), h0 = CASTPS(UNPACKHI16(e0, magic));                           \
+            VECF l1 = CASTPS(UNPACKLO16(e1, magic)), h1 = CASTPS(UNPACKHI16(e1, magic));                           \
+            if (k == 1) {                                                                                          \
+                STORE(out + i, FIXORDER(PACKUS16(dr_channel_##W(l0, h0, origin[0], a[0], b[0]),                    \
+                                                 dr_channel_##W(l1, h1, origin[0], a[0], b[0]))));                 \
+            } else {                                                                                               \
+                for (int j = 0; j < k; j++)                                                                        \
+                    STORE(tmp[j], FIXORDER(PACKUS16(dr_channel_##W(l0, h0, origin[j], a[j], b[j]),                 \
+                                                    dr_channel_##W(l1, h1, origin[j], a[j], b[j]))));              \
+                dr_interleave(tmp, k, block, out + (size_t)k * i);                                                 \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (; i < n; i++) {                                                                                       \
+            uint32_t word = itemsize == 2 ? ((const uint16_t *)src)[i] : ((const uint8_t *)src)[i];                \
+            int32_t v = dr_stored16(word, shift, bits, is_signed);                                                 \
+            for (int j = 0; j < k; j++) out[(size_t)k * i + j] = dr_affine_px(v, &w[j]);                           \
+        }                                                                                                          \
+    }                                                                                                              \
+    ATTR static void dr_affine_any_##W(const void *src, int itemsize, size_t n, const dr_affine *w, int k,         \
+                                       uint8_t *out, int shift, int bits, int is_signed)                          \
+    {                                                                                                              \
+        int mode = dr_affine_mode(itemsize, shift, bits, is_signed);                                               \
+        /* Literal arguments let the compiler specialise each loop. */                                             \
+        if (itemsize == 2) {                                                                                       \
+            switch (mode) {                                                                                        \
+            case DR_MODE_UNSIGNED_FULL: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 0); break; \
+            case DR_MODE_UNSIGNED_PART: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 1); break; \
+            case DR_MODE_SIGNED_FULL: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 2); break;   \
+            default: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 3); break;                    \
+            }                                                                                                      \
+        } else {                                                                                                   \
+            /* bytes are zero-extended into 16-bit lanes, so only the PART modes apply */                          \
+            if (is_signed) dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 3);                    \
+            else dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 1);                              \
+        }                                                                                                          \
+    }
+
+#define DR_FIXORDER512(x) _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), x)
+#define DR_FIXORDER256(x) _mm256_permute4x64_epi64(x, 0xD8)
+#define DR_LOADW512(p) _mm512_loadu_si512((const void *)(p))
+#define DR_LOADB512(p) _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(p)))
+#define DR_LOADW256(p) _mm256_loadu_si256((const __m256i *)(p))
+#define DR_LOADB256(p) _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p)))
+#define DR_STORE512(p, x) _mm512_storeu_si512((void *)(p), x)
+#define DR_STORE256(p, x) _mm256_storeu_si256((__m256i *)(p), x)
+
+DR_AFFINE_SIMD(512, DR_AVX512_ATTR, __m512i, __m512, 32, DR_LOADW512, DR_LOADB512, _mm512_set1_epi16, _mm512_set1_ps,
+               _mm512_and_si512, _mm512_xor_si512, _mm512_srl_epi16, _mm512_sll_epi16, _mm512_sra_epi16,
+               _mm512_unpacklo_epi16, _mm512_unpackhi_epi16, _mm512_castsi512_ps, _mm512_sub_ps, _mm512_mul_ps,
+               _mm512_add_ps, _mm512_cvttps_epi32, _mm512_packs_epi32, _mm512_packus_epi16, DR_FIXORDER512,
+               DR_STORE512)
+DR_AFFINE_SIMD(256, DR_AVX2_ATTR, __m256i, __m256, 16, DR_LOADW256, DR_LOADB256, _mm256_set1_epi16, _mm256_set1_ps,
+               _mm256_and_si256, _mm256_xor_si256, _mm256_srl_epi16, _mm256_sll_epi16, _mm256_sra_epi16,
+               _mm256_unpacklo_epi16, _mm256_unpackhi_epi16, _mm256_castsi256_ps, _mm256_sub_ps, _mm256_mul_ps,
+               _mm256_add_ps, _mm256_cvttps_epi32, _mm256_packs_epi32, _mm256_packus_epi16, DR_FIXORDER256,
+               DR_STORE256)
+
+DR_AVX512_ATTR static void dr_affine_u8_avx512(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
+                                               int shift, int bits, int is_signed)
+{
+    dr_affine_any_512(s, 1, n, w, k, out, shift, bits, is_signed);
+}
+DR_AVX512_ATTR static void dr_affine_u16_avx512(const uint16_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
+                                                int shift, int bits, int is_signed)
+{
+    dr_affine_any_512(s, 2, n, w, k, out, shift, bits, is_signed);
+}
+DR_AVX2_ATTR static void dr_affine_u8_avx2(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
+                                           int shift, int bits, int is_signed)
+{
+    dr_affine_any_256(s, 1, n, w, k, out, shift, bits, is_signed);
+}
+DR_AVX2_ATTR static void dr_affine_u16_avx2(const uint16_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
+                                            int shift, int bits, int is_signed)
+{
+    dr_affine_any_256(s, 2, n, w, k, out, shift, bits, is_signed);
+}
 #endif
 
 /* ---- run-time dispatch --------------------------------------------------- */
@@ -233,22 +531,41 @@ static void dr_gather(int target, int itemsize, const void *src, size_t n, const
     }
 }
 
-static void dr_float(int target, int itemsize, const void *src, size_t n, const dr_window *w, int k,
-                     uint8_t *out, int nthreads)
+static int dr_have_affine(void) { return DR_HAVE_AFFINE; }
+
+static void dr_affine_render(int target, int itemsize, const void *src, size_t n, const dr_affine *w, int k, uint8_t *out,
+                      int shift, int bits, int is_signed, int nthreads)
 {
-    if (itemsize == 4) {
-        const float *s = (const float *)src;
-        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_float_f32, s + start, count, w, k, out + (size_t)k * start));
+    if (itemsize == 1) {
+        const uint8_t *s = (const uint8_t *)src;
+        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_affine_u8, s + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));
     } else {
-        const double *s = (const double *)src;
-        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_float_f64, s + start, count, w, k, out + (size_t)k * start));
+        const uint16_t *s = (const uint16_t *)src;
+        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_affine_u16, s + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));
     }
 }
 
-static void dr_int32(int target, const uint32_t *src, size_t n, const dr_window *w, int k, uint8_t *out,
-                     int shift, int bits, int is_signed, int nthreads)
+/* The fused float64 path.  kind: 'f' for float words (itemsize 4 or 8), 'u' for integer words
+ * holding `bits` stored bits from `shift` on. */
+static void dr_arith(int target, int kind, int itemsize, const void *src, size_t n, const dr_window *w, int k,
+                     uint8_t *out, int shift, int bits, int is_signed, int nthreads)
 {
-    DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_int32, src + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));
+    if (kind == 'f' && itemsize == 4) {
+        const float *s = (const float *)src;
+        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_arith_f32, s + start, count, w, k, out + (size_t)k * start, 0, 64, 0));
+    } else if (kind == 'f') {
+        const double *s = (const double *)src;
+        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_arith_f64, s + start, count, w, k, out + (size_t)k * start, 0, 64, 0));
+    } else if (itemsize == 1) {
+        const uint8_t *s = (const uint8_t *)src;
+        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_arith_u8, s + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));
+    } else if (itemsize == 2) {
+        const uint16_t *s = (const uint16_t *)src;
+        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_arith_u16, s + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));
+    } else {
+        const uint32_t *s = (const uint32_t *)src;
+        DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_arith_u32, s + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));
+    }
 }
 
 #endif

@@ -220,7 +220,7 @@ def get_threads() -> int:
 
 # ---- tables ----------------------------------------------------------------
 
-_TABLE_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_TABLE_CACHE: "OrderedDict[tuple, _Compiled]" = OrderedDict()
 _TABLE_CACHE_SIZE = 64
 _TABLE_LOCK = threading.Lock()
 
@@ -229,24 +229,109 @@ def _transform_key(t) -> tuple:
     return t.key() if hasattr(t, "key") else (type(t).__name__,) + tuple(vars(t).values())[:4]
 
 
-def build_tables(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> np.ndarray:
-    """One uint8 table per VOI over every stored bit pattern (cached)."""
+class _Compiled:
+    """What a parameter set compiles to: the exact tables and, when proven, the affine form."""
+
+    __slots__ = ("tables", "affine")
+
+    def __init__(self, tables: np.ndarray, affine: Optional[np.ndarray]):
+        self.tables = tables
+        self.affine = affine
+
+
+def _compile(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> _Compiled:
     key = (fmt.bits_stored, fmt.signed, _transform_key(modality), tuple(_transform_key(v) for v in vois), bool(invert))
     with _TABLE_LOCK:
-        tables = _TABLE_CACHE.get(key)
-        if tables is not None:
+        compiled = _TABLE_CACHE.get(key)
+        if compiled is not None:
             _TABLE_CACHE.move_to_end(key)
-            return tables
+            return compiled
     m = modality.values(fmt.domain())
     tables = np.empty((len(vois), m.size), dtype=np.uint8)
     for j, voi in enumerate(vois):
         tables[j] = _reference.to_uint8(voi.values(m), invert)
     tables.setflags(write=False)
+    compiled = _Compiled(tables, _prove_affine(fmt, modality, vois, invert, tables))
     with _TABLE_LOCK:
-        _TABLE_CACHE[key] = tables
+        _TABLE_CACHE[key] = compiled
         while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
             _TABLE_CACHE.popitem(last=False)
-    return tables
+    return compiled
+
+
+def build_tables(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> np.ndarray:
+    """One uint8 table per VOI over every stored bit pattern (cached)."""
+    return _compile(fmt, modality, vois, invert).tables
+
+
+#: The kernel's affine path keeps every intermediate below this, far inside int32.
+_AFFINE_LIMIT = float(1 << 30)
+
+
+def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: bool,
+                    table: np.ndarray) -> Optional[tuple]:
+    """(a, b, pivot) of the kernel's float32 affine path for one window, or None.
+
+    A LINEAR or LINEAR_EXACT window after a rescale is ``y = A * (s - pivot) + B``
+    before clipping.  The kernel evaluates ``float32(s - pivot) * a + b`` in
+    float32 and truncates; ``b`` is placed in the middle of the interval that
+    every table entry allows.  The result is then evaluated here exactly as the
+    kernel does (IEEE float32, same operations) on every stored value of the
+    domain and must equal the exact table everywhere: that is the proof, per
+    parameter set, that the fast path cannot change any output.
+    """
+    slope, intercept, c, w = modality.slope, modality.intercept, voi.center, voi.width
+    if voi.function == "LINEAR":
+        if w <= 1:
+            return None
+        scale, x_mid = 255.0 / (w - 1), c - 0.5
+    elif voi.function == "LINEAR_EXACT":
+        scale, x_mid = 255.0 / w, c
+    else:
+        return None
+    low = -(1 << (fmt.bits_stored - 1)) if fmt.signed else 0
+    high = low + (1 << fmt.bits_stored) - 1
+    # Pivot near the window centre so |s - pivot| * a stays small and float32 keeps its precision there.
+    pivot = int(np.clip(np.round((x_mid - intercept) / slope), low, high)) if slope != 0 else 0
+    slope_out = -slope * scale if invert else slope * scale
+    a = np.float32(slope_out)
+    if not np.isfinite(a):
+        return None
+    d = fmt.domain() - pivot
+    p = d.astype(np.float32) * a
+    t = table.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        above = t >= 1
+        below = t <= 254
+        lower = np.max(t[above] - p[above]) if above.any() else -_AFFINE_LIMIT / 2
+        upper = np.min(t[below] + 1 - p[below]) if below.any() else _AFFINE_LIMIT / 2
+        if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
+            return None
+        b = np.float32((lower + upper) / 2)
+        y = p + b
+        if not np.all(np.abs(y) < _AFFINE_LIMIT):
+            return None
+        got = np.clip(np.trunc(y), 0, 255).astype(np.uint8)
+    if not np.array_equal(got, table):
+        return None
+    return float(a), float(b), pivot
+
+
+def _prove_affine(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool,
+                  tables: np.ndarray) -> Optional[np.ndarray]:
+    """The (k, 3) parameters of the affine path when it is proven exact for every channel."""
+    if not _kernel.HAVE_AFFINE or fmt.bits_allocated > 16 or not isinstance(modality, Rescale) \
+            or not all(isinstance(v, Window) for v in vois):
+        return None
+    rows = []
+    for voi, table in zip(vois, tables):
+        row = _affine_channel(fmt, modality, voi, invert, table)
+        if row is None:
+            return None
+        rows.append(row)
+    params = np.array(rows, dtype=np.float64)
+    params.setflags(write=False)
+    return params
 
 
 def _params(modality: Rescale, vois: Sequence[Window], invert: bool) -> np.ndarray:
@@ -271,8 +356,11 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
     """Render allocated words ``raw`` (any shape) to uint8.
 
     Returns ``raw.shape`` for one VOI, ``raw.shape + (len(vois),)`` for several.
-    ``fmt`` is ``None`` for float data.  ``path`` forces ``"lut"``,
-    ``"arithmetic"`` or ``"reference"`` (for tests and benchmarks).
+    ``fmt`` is ``None`` for float data.  ``path`` forces ``"lut"`` (table
+    gather), ``"affine"`` (the float32 affine loop, only where it is proven
+    exact), ``"arithmetic"`` (fused float64) or ``"reference"`` (for tests and
+    benchmarks); ``"auto"`` takes the affine loop where proven, else the table
+    gather, for integer data with at most 16 stored bits.
     """
     if not vois or len(vois) > _kernel.MAX_WINDOWS:
         raise InvalidWindowError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}",
@@ -292,7 +380,7 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
                              attribute="BitsAllocated")
     if path == "auto":
         if not is_float and fmt.bits_stored <= LUT_MAX_BITS:
-            path = "lut"
+            path = "table"
         elif isinstance(modality, Rescale) and all(isinstance(v, Window) for v in vois):
             path = "arithmetic"
         else:
@@ -307,12 +395,17 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
             else:
                 result[..., j] = channel
         return result
-    if path == "lut":
+    if path in ("table", "lut", "affine"):
         if is_float or fmt.bits_stored > LUT_MAX_BITS:
-            raise ValueError("the lookup-table path needs integer data with at most 16 stored bits")
-        tables = build_tables(fmt, modality, vois, invert)
+            raise ValueError(f"the {path} path needs integer data with at most 16 stored bits")
+        compiled = _compile(fmt, modality, vois, invert)
         words = np.ascontiguousarray(raw).view(fmt.unsigned_dtype).reshape(-1)
-        _kernel.gather(words, tables, flat_out, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
+        if path == "affine" and compiled.affine is None:
+            raise ValueError("the affine path is not proven exact for these parameters")
+        if path != "lut" and compiled.affine is not None:
+            _kernel.affine(words, compiled.affine, flat_out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
+        else:
+            _kernel.gather(words, compiled.tables, flat_out, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
         return result
     if path != "arithmetic":
         raise ValueError(f"unknown path {path!r}")
@@ -325,7 +418,7 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
             data = data.astype(data.dtype.newbyteorder("="))
         _kernel.arithmetic(data, params, flat_out, 0, 32, False, nthreads)
     else:
-        words = np.ascontiguousarray(raw).view(fmt.unsigned_dtype).reshape(-1).astype(np.uint32, copy=False)
+        words = np.ascontiguousarray(raw).view(fmt.unsigned_dtype).reshape(-1)
         _kernel.arithmetic(words, params, flat_out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
     return result
 

@@ -1,0 +1,262 @@
+"""Every compiled loop, on every instruction-set target this CPU runs, against the float64 reference.
+
+The kernel picks its loops at run time (baseline / AVX2 / AVX-512); ``_kernel.set_target``
+forces one, so each test here runs on all of them, on every path (lookup-table gather,
+the proven float32 affine loop, fused float64 arithmetic), with one and two threads and
+with several windows in one pass.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dicomrender import _kernel, _reference, window, windowing
+from dicomrender.windowing import Rescale, StoredFormat, Window, render_stored
+
+TARGETS = _kernel.supported_targets()
+
+
+@pytest.fixture(params=_kernel.TARGETS)
+def target(request):
+    """Run the test with the kernel forced to one target; skipped where the CPU lacks it."""
+    if request.param not in TARGETS:
+        pytest.skip(f"this CPU does not run the {request.param} target")
+    _kernel.set_target(request.param)
+    yield request.param
+    _kernel.set_target(None)
+
+
+def _words(bits: int, signed: bool, allocated: int, extra: int = 0) -> np.ndarray:
+    """Every stored bit pattern twice (clean and with garbage above HighBit), plus an odd tail.
+
+    The length exceeds two kernel chunks for 16-bit data, so two threads really split it, and is
+    not a multiple of any vector width, so the scalar tails run too.
+    """
+    patterns = np.arange(1 << bits, dtype=np.uint32)
+    garbage = np.uint32(((1 << allocated) - 1) ^ ((1 << bits) - 1))
+    rng = np.random.default_rng(bits)
+    tail = rng.integers(0, 1 << allocated, size=37 + extra, dtype=np.uint64).astype(np.uint32)
+    words = np.concatenate([patterns, patterns | garbage, tail]).astype(f"u{allocated // 8}")
+    return words.view(f"{'i' if signed else 'u'}{allocated // 8}")
+
+
+# (slope, intercept, centre, width, function): CT windows, an exact-integer case (c=550 w=1024
+# gives exactly 170 at x=720), non-integer centres, negative slope, width 1, tiny and huge widths.
+WINDOWS = [
+    (1.0, -1024.0, 40.0, 80.0, "LINEAR"),
+    (1.0, -1024.0, 400.0, 1800.0, "LINEAR"),
+    (1.0, -1024.0, -600.0, 1500.0, "LINEAR_EXACT"),
+    (1.0, 0.0, 550.0, 1024.0, "LINEAR"),
+    (1.0, -1024.0, 40.5, 101.0, "LINEAR"),
+    (3.774, -10.25, 300.0, 77.0, "LINEAR_EXACT"),
+    (-0.5, 100.0, 20.0, 300.0, "LINEAR"),
+    (1.0, 0.0, 100.0, 1.0, "LINEAR"),
+    (1.0, 0.0, 100.0, 1e-6, "LINEAR_EXACT"),
+    (1.0, 0.0, 0.0, 1e9, "LINEAR"),
+    (2.0, -3.0, 0.0, 500.0, "SIGMOID"),
+]
+
+FORMATS = [
+    StoredFormat(8, 8, 7, False),
+    StoredFormat(8, 6, 6, True),       # stored bits 1..6 of a byte, signed
+    StoredFormat(16, 12, 11, False),
+    StoredFormat(16, 12, 13, True),    # stored bits 2..13, garbage on both sides
+    StoredFormat(16, 16, 15, True),
+    StoredFormat(16, 16, 15, False),
+]
+
+
+def _reference_render(words, fmt, modality, vois, invert):
+    return render_stored(words, fmt, modality, vois, invert=invert, path="reference")
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{f.bits_allocated}a{f.bits_stored}s{f.high_bit}h{'S' if f.signed else 'U'}")
+def test_every_path_equals_reference_on_every_stored_value(target, fmt):
+    words = _words(fmt.bits_stored if fmt.high_bit == fmt.bits_stored - 1 else fmt.bits_allocated, fmt.signed,
+                   fmt.bits_allocated)
+    affine_used = 0
+    for slope, intercept, center, width, function in WINDOWS:
+        modality = Rescale(slope, intercept)
+        vois = [Window(center, width, function)]
+        for invert in (False, True):
+            expected = _reference_render(words, fmt, modality, vois, invert)
+            compiled = windowing._compile(fmt, modality, vois, invert)
+            paths = ["lut", "arithmetic", "auto"] + (["affine"] if compiled.affine is not None else [])
+            affine_used += compiled.affine is not None
+            for path in paths:
+                for threads in (1, 2):
+                    got = render_stored(words, fmt, modality, vois, invert=invert, path=path, threads=threads)
+                    mismatch = np.flatnonzero(got != expected)
+                    assert mismatch.size == 0, (target, path, threads, slope, intercept, center, width, function,
+                                                invert, words[mismatch[:5]], got[mismatch[:5]], expected[mismatch[:5]])
+    # the fast loop must really be exercised, not silently replaced by the table everywhere
+    assert affine_used >= 8
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_multi_window_one_pass_equals_reference(target, k):
+    fmt = StoredFormat(16, 12, 11, False)
+    words = _words(12, False, 16, extra=70_000)
+    all_vois = [Window(40, 80), Window(400, 1800), Window(-600, 1500, "LINEAR_EXACT"), Window(50, 350)]
+    vois = all_vois[:k]
+    modality = Rescale(1.0, -1024.0)
+    for invert in (False, True):
+        expected = np.stack([_reference_render(words, fmt, modality, [v], invert) for v in vois], axis=-1)
+        assert windowing._compile(fmt, modality, vois, invert).affine is not None
+        for path in ("auto", "lut", "affine", "arithmetic"):
+            for threads in (1, 2):
+                got = render_stored(words, fmt, modality, vois, invert=invert, path=path, threads=threads)
+                assert got.shape == words.shape + (k,)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{target} {path} threads={threads}")
+
+
+def test_multi_window_falls_back_to_the_table_when_one_window_is_not_affine(target):
+    fmt = StoredFormat(16, 16, 15, True)
+    words = _words(16, True, 16)
+    vois = [Window(40, 80), Window(0, 900, "SIGMOID"), Window(-600, 1500)]
+    modality = Rescale(1.0, -1024.0)
+    assert windowing._compile(fmt, modality, vois, False).affine is None
+    expected = np.stack([_reference_render(words, fmt, modality, [v], False) for v in vois], axis=-1)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(render_stored(words, fmt, modality, vois, threads=threads), expected)
+    with pytest.raises(ValueError, match="affine path is not proven"):
+        render_stored(words, fmt, modality, vois, path="affine")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "uint32", "int32"])
+def test_arithmetic_loops_equal_reference(target, dtype):
+    rng = np.random.default_rng(11)
+    if dtype.startswith("float"):
+        data = rng.normal(0, 1500, size=200_003).astype(dtype)
+        data[:6] = [np.nan, np.inf, -np.inf, 0.0, 39.5, 80.0]
+    else:
+        info = np.iinfo(dtype)
+        data = rng.integers(info.min, info.max, size=200_003, dtype=dtype, endpoint=True)
+    for slope, intercept, center, width, function in WINDOWS:
+        for invert in (False, True):
+            expected = _reference.render_reference(data, center, width, function=function, slope=slope,
+                                                   intercept=intercept, invert=invert)
+            for threads in (1, 2):
+                got = window(data, center, width, function=function, slope=slope, intercept=intercept,
+                             invert=invert, threads=threads)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{target} {function} {center} {width}")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    bits=st.sampled_from([8, 10, 12, 14, 16]),
+    signed=st.booleans(),
+    slope=st.sampled_from([1.0, 0.5, 2.0, -1.0, 3.774, 1e-3]),
+    intercept=st.sampled_from([0.0, -1024.0, 1000.25, -32768.0]),
+    center=st.floats(-40000, 70000, allow_nan=False),
+    width=st.one_of(st.floats(1.0, 5000.0), st.sampled_from([1.0, 2.0, 80.0, 1024.0])),
+    function=st.sampled_from(["LINEAR", "LINEAR_EXACT"]),
+    invert=st.booleans(),
+    data=st.data(),
+)
+def test_affine_proof_never_changes_a_pixel(bits, signed, slope, intercept, center, width, function, invert, data):
+    """Random parameters on a random target: whatever path is chosen equals the reference."""
+    chosen = data.draw(st.sampled_from(TARGETS))
+    allocated = 8 if bits == 8 else 16
+    fmt = StoredFormat(allocated, bits, bits - 1, signed)
+    words = _words(bits, signed, allocated)
+    modality, vois = Rescale(slope, intercept), [Window(center, width, function)]
+    expected = _reference_render(words, fmt, modality, vois, invert)
+    _kernel.set_target(chosen)
+    try:
+        got = render_stored(words, fmt, modality, vois, invert=invert)
+    finally:
+        _kernel.set_target(None)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_affine_parameters_are_checked(target):
+    words = np.arange(100, dtype=np.uint16)
+    out = np.empty(100, dtype=np.uint8)
+    with pytest.raises(ValueError, match="float32"):
+        _kernel.affine(words, np.array([[0.1, 0.0, 0.0]]), out, 0, 16, False)
+    with pytest.raises(ValueError, match="pivot"):
+        _kernel.affine(words, np.array([[1.0, 0.0, 1e6]]), out, 0, 16, False)
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernel.affine(words, np.array([[1.0, 0.0, 0.0]]), out, 4, 16, False)
+    with pytest.raises(TypeError):
+        _kernel.affine(words.astype(np.uint32), np.array([[1.0, 0.0, 0.0]]), out, 0, 16, False)
+    # a = 1, b = 0.5, pivot 0: out = clip(trunc(s + 0.5), 0, 255) on every loop of this target
+    _kernel.affine(words, np.array([[1.0, 0.5, 0.0]]), out, 0, 16, False)
+    np.testing.assert_array_equal(out, np.arange(100))
+
+
+def test_set_target_rejects_unknown_and_restores_best():
+    with pytest.raises(ValueError, match="unknown target"):
+        _kernel.set_target("sse9")
+    _kernel.set_target(None)
+    assert _kernel.get_target() == TARGETS[-1]
+
+
+def test_concurrent_python_threads_get_exact_results():
+    """The loops release the GIL; calls from several Python threads at once stay exact."""
+    fmt = StoredFormat(16, 16, 15, True)
+    words = _words(16, True, 16, extra=200_000)
+    cases = [(Rescale(1.0, -1024.0), [Window(40, 80)]), (Rescale(1.0, -1024.0), [Window(0, 900, "SIGMOID")]),
+             (Rescale(2.0, 3.0), [Window(400, 1800), Window(40, 80), Window(-600, 1500)])]
+    expected = [render_stored(words, fmt, m, v, path="reference") for m, v in cases]
+    failures = []
+
+    def worker(index):
+        modality, vois = cases[index % len(cases)]
+        for _ in range(5):
+            got = render_stored(words, fmt, modality, vois, threads=2)
+            if not np.array_equal(got, expected[index % len(cases)]):
+                failures.append(index)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def _peak_allocated(function) -> int:
+    """Peak bytes traced during ``function()`` (numpy reports its data buffers to tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        result = function()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak - before
+
+
+@pytest.mark.parametrize("path", ["auto", "lut", "arithmetic"])
+def test_volume_render_allocates_only_the_output(path):
+    """400 x 512 x 512 slices of 12-bit data: the only large allocation is the uint8 result."""
+    volume = np.empty((400, 512, 512), dtype=np.uint16)
+    volume[...] = np.arange(512, dtype=np.uint16) * 7 % 4096
+    fmt = StoredFormat(16, 12, 11, False)
+    output_bytes = volume.size
+    vois = [Window(40, 80)]
+    render_stored(volume[:1], fmt, Rescale(1.0, -1024.0), vois, path=path)  # warm the table cache
+    peak = _peak_allocated(lambda: render_stored(volume, fmt, Rescale(1.0, -1024.0), vois, path=path))
+    assert output_bytes <= peak < output_bytes + (1 << 20), peak
+    # a cold cache adds only the tables' own temporaries (bounded by the 12-bit domain, not the image)
+    windowing._TABLE_CACHE.clear()
+    peak = _peak_allocated(lambda: window(volume, 40, 80, intercept=-1024, bits_stored=12))
+    assert output_bytes <= peak < output_bytes + (4 << 20), peak
+    # with out= nothing large is allocated at all
+    out = np.empty(volume.shape, dtype=np.uint8)
+    peak = _peak_allocated(lambda: window(volume, 40, 80, intercept=-1024, bits_stored=12, out=out))
+    assert peak < (4 << 20), peak
+    np.testing.assert_array_equal(out[0, :3], _reference.render_reference(volume[0, :3], 40, 80, intercept=-1024,
+                                                                          bits_stored=12))
