@@ -255,19 +255,36 @@ def _dcm2pnm_window(path, *args):
                                         ("emri_small.dcm", 2)])
 @pytest.mark.parametrize("option", ["+Wm", "+Wh 0", "+Wh 3", "+Wh 5"])
 def test_data_driven_window_equals_live_dcm2pnm(name, frame, option):
-    from dicomrender.image import ImageInfo, read_dataset
-    from dicomrender.render import RenderContext
-
     path = data_file(name)
     args = option.split() + ([] if frame is None else ["+F", str(frame + 1)])
-    center, width = _dcm2pnm_window(path, *args)
     preset, options = _preset_of(option)
-    ds, filename = read_dataset(path)
-    info = ImageInfo.from_dataset(ds, filename)
+    assert _window_of(pydicom.dcmread(path), preset, frame, **options) == _dcm2pnm_window(path, *args)
+
+
+def _window_of(ds, preset, frame=None, **options):
+    from dicomrender.image import ImageInfo
+    from dicomrender.render import RenderContext
+
+    info = ImageInfo.from_dataset(ds)
     indices = info.frame_indices(frame)
     ctx = RenderContext(info, info.frame_parameters(indices[0]), info.words(indices), True, options)
     (window,) = resolve(preset, ctx)
-    assert (window.center, window.width) == (center, width)
+    return window.center, window.width
+
+
+def test_data_driven_windows_on_float_pixel_data_keep_fractions():
+    values = np.linspace(-3.5, 400.25, 256, dtype=np.float32).reshape(16, 16)
+    values[0, 0] = np.nan  # ignored
+    ds = make_dataset(np.zeros((16, 16), np.uint16), modality="MR")
+    del ds.PixelData
+    ds.BitsAllocated, ds.FloatPixelData = 32, values.tobytes()
+    del ds.BitsStored, ds.HighBit, ds.PixelRepresentation
+    finite = values[~np.isnan(values)].astype(np.float64)
+    lo, hi = finite.min(), finite.max()  # -3.5 + step: no integer truncation for float data
+    assert _window_of(ds, "minmax") == ((lo + hi + 1) / 2, hi - lo + 1)
+    assert _window_of(ds, "auto") == ((lo + hi + 1) / 2, hi - lo + 1)
+    p1, p99 = np.percentile(finite, (1, 99))
+    assert _window_of(ds, "percentile") == ((p1 + p99 + 1) / 2, p99 - p1 + 1)
 
 
 def test_auto_ignores_pixel_padding_and_otherwise_equals_minmax():
