@@ -372,6 +372,9 @@ class ImageInfo:
         big_endian = tsyntax is not None and tsyntax == pydicom.uid.ExplicitVRBigEndian
         if big_endian:
             dtype = dtype.newbyteorder(">")
+            if dtype.itemsize == 1 and element.VR == "OW":
+                # OW is a stream of 16-bit words: in big endian, 8-bit samples come swapped in pairs
+                value = np.frombuffer(value, dtype=">u2", count=len(value) // 2).astype("<u2").tobytes()
         frame_items = self.rows * self.columns * self.samples_per_pixel
         if self.packed_bits:
             return self._unpacked(value, indices, frame_items, shape)

@@ -47,6 +47,10 @@ class Report:
         self.rows = {}
         self.details = []
         self.excluded = {}
+        self.colour = {}
+
+    def add_colour(self, name, row):
+        self.colour[name] = row
 
     def add(self, name, summary, comparisons):
         self.rows[name] = (summary, comparisons)
@@ -97,6 +101,18 @@ class Report:
             f"**{len(self.rows)} files, {total_frames} frames, {total_windows} dcmtk runs compared, "
             f"{total_pixels:,} pixels; {100.0 * total_identical / max(total_pixels, 1):.4f} % identical to "
             f"`render`.**",
+        ]
+        if self.colour:
+            lines += ["", "## Colour", "",
+                      "Rendered without windowing; dcm2pnm writes ASCII PPM. YBR: dcmtk converts with truncated "
+                      "integer tables (up to 2 levels off the exact formula, which dicomrender and pydicom use).", "",
+                      "| file | photometric | bits stored | frames | transfer syntax | identical | largest difference |",
+                      "|---|---|---|---|---|---|---|"]
+            for name in sorted(self.colour, key=str.lower):
+                row = self.colour[name]
+                lines.append(f"| {name} | {row['photometric']} | {row['bits']} | {row['frames']} | {row['tsyntax']} | "
+                             f"{row['identical']:.3f} % | {row['worst']} |")
+        lines += [
             "",
             "## Excluded",
             "",
@@ -120,7 +136,7 @@ class Report:
 def report(tmp_path_factory):
     collected = Report()
     yield collected
-    if not collected.rows:
+    if not collected.rows and not collected.colour:
         return
     target = os.environ.get("DICOMRENDER_CONFORMANCE_REPORT")
     if not target:

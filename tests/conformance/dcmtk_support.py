@@ -15,6 +15,7 @@ to ``floor(m)``.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import shutil
@@ -102,6 +103,23 @@ def all_files() -> List[str]:
     return PYDICOM_FILES + PYDICOM_DATA_FILES
 
 
+#: Colour files compared with dcmtk: native and lossless ones must be identical.
+COLOUR_IDENTICAL = [
+    "OBXXXX1A.dcm", "OBXXXX1A_2frame.dcm", "OBXXXX1A_expb.dcm", "OBXXXX1A_expb_2frame.dcm", "OBXXXX1A_rle.dcm",
+    "OBXXXX1A_rle_2frame.dcm", "OT-PAL-8-face.dcm", "examples_palette.dcm", "SC_rgb.dcm", "SC_rgb_2frame.dcm",
+    "SC_rgb_16bit.dcm", "SC_rgb_16bit_2frame.dcm", "SC_rgb_expb.dcm", "SC_rgb_expb_2frame.dcm",
+    "SC_rgb_expb_16bit.dcm", "SC_rgb_expb_16bit_2frame.dcm", "SC_rgb_rle.dcm", "SC_rgb_rle_2frame.dcm",
+    "SC_rgb_rle_16bit.dcm", "SC_rgb_rle_16bit_2frame.dcm", "SC_rgb_rle_32bit.dcm", "SC_rgb_rle_32bit_2frame.dcm",
+    "SC_rgb_small_odd.dcm", "SC_rgb_small_odd_big_endian.dcm", "SC_rgb_gdcm2k_uncompressed.dcm",
+    "SC_rgb_jpeg_dcmd.dcm", "SC_rgb_jpeg_gdcm.dcm", "SC_rgb_jls_lossy_line.dcm", "SC_rgb_jls_lossy_sample.dcm",
+    "US1_UNCI.dcm", "US1_UNCR.dcm", "color-pl.dcm", "color-px.dcm", "ExplVR_BigEnd.dcm", "examples_rgb_color.dcm",
+    "SC_rgb_dcmtk_ebcr_dcmd.dcm", "SC_rgb_dcmtk_ebcyn1_dcmd.dcm", "SC_rgb_dcmtk_ebcyn2_dcmd.dcm",
+    "SC_rgb_dcmtk_ebcynp_dcmd.dcm", "SC_rgb_dcmtk_ebcys2_dcmd.dcm", "SC_rgb_dcmtk_ebcys4_dcmd.dcm",
+]
+#: Native YBR files: dcmtk converts with truncated integer tables, dicomrender with the exact formula
+#: rounded to nearest (as pydicom's convert_color_space), so they may differ by up to 2 levels.
+COLOUR_YBR = ["SC_ybr_full_uncompressed.dcm", "SC_ybr_full_422_uncompressed.dcm"]
+
 # ---------------------------------------------------------------------------
 # dcmtk
 
@@ -123,6 +141,7 @@ def tool_for(tsyntax) -> str:
 
 
 _WORKDIR = None
+_COUNTER = itertools.count()
 
 
 def workdir() -> str:
@@ -133,20 +152,21 @@ def workdir() -> str:
 
 
 def read_pgm(path: str) -> np.ndarray:
-    """An ASCII (P2) PGM as uint8 ``(rows, cols)``."""
+    """An ASCII PGM (P2) as uint8 ``(rows, cols)`` or PPM (P3) as ``(rows, cols, 3)``."""
     with open(path, "rb") as f:
         data = f.read()
     header = data.split(None, 4)
-    if header[0] != b"P2":
-        raise ValueError(f"{path}: not an ASCII PGM ({header[0]!r})")
+    if header[0] not in (b"P2", b"P3"):
+        raise ValueError(f"{path}: not an ASCII PGM/PPM ({header[0]!r})")
+    samples = 3 if header[0] == b"P3" else 1
     width, height, maxval = int(header[1]), int(header[2]), int(header[3])
     if maxval != 255:
         raise ValueError(f"{path}: maxval {maxval}, expected 255")
-    values = np.array(header[4].split(), dtype=np.int64) if len(header[4]) < 4096 else \
-        np.fromstring(header[4], dtype=np.int64, sep=" ")  # noqa: NPY201 (text mode is not deprecated)
-    if values.size != width * height:
-        raise ValueError(f"{path}: {values.size} values for {width}x{height}")
-    return values.astype(np.uint8).reshape(height, width)
+    values = np.fromstring(header[4], dtype=np.int64, sep=" ")  # text mode: not deprecated
+    if values.size != width * height * samples:
+        raise ValueError(f"{path}: {values.size} values for {width}x{height}x{samples}")
+    shape = (height, width, 3) if samples == 3 else (height, width)
+    return values.astype(np.uint8).reshape(shape)
 
 
 class DcmtkError(RuntimeError):
@@ -159,16 +179,16 @@ def dcm2pnm(path: str, args: Tuple[str, ...], frames: int, frame: Optional[int] 
 
     Overlays are off (``-O``); dcmtk burns them in otherwise.
     """
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     tool = tool_for(getattr(ds.file_meta, "TransferSyntaxUID", None))
-    out = os.path.join(workdir(), f"out{len(os.listdir(workdir()))}.pgm")
+    out = os.path.join(workdir(), f"out{next(_COUNTER)}.pnm")
     frame_args = ["+F", str(frame)] if frame is not None else (["+Fa"] if frames > 1 else [])
     cmd = [tool, "-O", "--write-8-bit-pnm", *args, *frame_args, path, out]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode:
         raise DcmtkError(f"{' '.join(cmd)} failed ({run.returncode}): {run.stderr.strip()[-500:]}")
     if frame_args[:1] == ["+Fa"]:
-        names = [f"{out}.{i}.pgm" for i in range(frames)]
+        names = [f"{out}.{i}.pgm" if os.path.exists(f"{out}.{i}.pgm") else f"{out}.{i}.ppm" for i in range(frames)]
     else:
         names = [out]
     images = np.stack([read_pgm(n) for n in names])
