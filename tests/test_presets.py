@@ -382,17 +382,21 @@ def test_multi_window_multiframe_and_mixed_kinds():
 
 
 def test_multi_window_is_one_kernel_pass(monkeypatch):
+    """Three windows: one kernel call producing three channels, whichever loop the engine picks."""
     calls = []
-    gather = windowing._kernel.gather
+    for loop in ("gather", "affine", "arithmetic"):
+        original = getattr(windowing._kernel, loop, None)
+        if original is None:
+            continue
 
-    def counting(words, tables, out, *args):
-        calls.append(tables.shape)
-        return gather(words, tables, out, *args)
+        def counting(src, params, out, *args, _loop=loop, _original=original):
+            calls.append((_loop, params.shape[0], out.size))
+            return _original(src, params, out, *args)
 
-    monkeypatch.setattr(windowing._kernel, "gather", counting)
+        monkeypatch.setattr(windowing._kernel, loop, counting)
     out = dicomrender.render(data_file("CT_small.dcm"), "ich_rgb")
-    assert calls == [(3, 1 << 16)]
     assert out.shape == (128, 128, 3)
+    assert [(channels, size) for _, channels, size in calls] == [(3, 128 * 128 * 3)]
 
 
 def test_stack_presets_refuse_non_hu_and_too_many_windows():
