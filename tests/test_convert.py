@@ -410,3 +410,38 @@ def test_dask_local_cluster_equals_the_local_run(tree, tmp_path, dask_cluster):
     assert len(_outputs(local)) == len(expected)
     assert _report(tmp_path / "d.csv") == _report(tmp_path / "l.csv")
     assert _hashes(src) == before
+
+
+def test_rerun_reads_headers_only(tmp_path, monkeypatch):
+    import pydicom.filereader
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        write_dataset(_ct(i, shape=(2, 128, 160))[0], src / f"big{i}.dcm")  # Pixel Data > 64 KiB: read on demand
+    convert(src, out, jobs=1)
+    reads = []
+    original = pydicom.filereader.read_deferred_data_element
+    monkeypatch.setattr(pydicom.filereader, "read_deferred_data_element",
+                        lambda *args, **kwargs: reads.append(args) or original(*args, **kwargs))
+    result = convert(src, out, jobs=1)
+    assert result.written == 0 and len(result.ok) == 2
+    assert reads == []  # complete outputs: Pixel Data never read
+    result = convert(src, out, jobs=1, overwrite=True)
+    assert result.written == 4 and len(reads) == 2
+
+
+def test_package_exports_convert():
+    import dicomrender
+
+    assert dicomrender.convert is convert
+
+
+def test_script_without_main_guard_gets_a_clear_error(tree, tmp_path):
+    src, _ = tree
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"import dicomrender\ndicomrender.convert({str(src)!r}, {str(tmp_path / 'out')!r}, jobs=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert "RuntimeError: a worker process could not start" in run.stderr
+    assert 'if __name__ == "__main__":' in run.stderr

@@ -11,6 +11,7 @@ from .errors import (DicomRenderError, InvalidDatasetError, InvalidWindowError, 
 from .hookspecs import hookimpl
 from .presets import Preset, get_preset, list_presets
 from .render import render, save
+from .convert import convert  # the function; the module's other names: from dicomrender.convert import ...
 from .windowing import Window, get_threads, set_threads, window
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "render",
     "save",
+    "convert",
     "window",
     "Window",
     "Preset",

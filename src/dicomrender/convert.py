@@ -75,7 +75,8 @@ class ConvertOptions:
     overwrite: bool = False
     fsync: bool = False
     strict: bool = True
-    threads: Optional[int] = None
+    #: Kernel threads per file: 1, because the batch is parallel across files (one core each).
+    threads: Optional[int] = 1
 
     @property
     def suffix(self) -> str:
@@ -249,7 +250,10 @@ def _parsed_to_end(ds, path: str) -> Optional[bool]:
     tags = list(ds.keys())
     if not tags:
         return False
-    element = ds.get_item(max(tags))
+    try:
+        element = ds.get_item(max(tags), keep_deferred=True)  # pydicom >= 3 would read a deferred value
+    except TypeError:
+        element = ds.get_item(max(tags))
     length, offset = getattr(element, "length", None), getattr(element, "value_tell", None)
     if length is None or offset is None or length == 0xFFFFFFFF:
         return None
@@ -520,6 +524,7 @@ def _run_serial(tasks: List[ConvertTask], options: ConvertOptions, done: Done) -
 def _worker_main(conn, options: ConvertOptions) -> None:
     # Ctrl-C goes to the whole process group: the parent decides, workers just stop with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send(_READY)
     while True:
         try:
             item = conn.recv()
@@ -541,6 +546,23 @@ class _Worker:
         child.close()
         self.job = None  # (index, task, started)
 
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait for the worker's first message; a worker that cannot start stops the batch."""
+        from multiprocessing.connection import wait
+
+        message = None
+        if wait([self.conn], timeout):
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                pass
+        if message != _READY:
+            self.kill()
+            raise RuntimeError(
+                f"a worker process could not start (it {_exit_description(self.process.exitcode)}). A script that "
+                f"calls convert() must do so under `if __name__ == \"__main__\":`, because worker processes "
+                f"import it; jobs=1 converts without worker processes")
+
     def send(self, index, task):
         self.job = (index, task, time.monotonic())
         self.conn.send((index, task))
@@ -550,6 +572,29 @@ class _Worker:
             self.process.kill()
         self.process.join()
         self.conn.close()
+
+
+_READY = "ready"
+
+
+def _pool_context():
+    import multiprocessing
+
+    # forkserver: workers fork from a clean server process, not from a parent that may hold
+    # threads (OpenMP, progress bar, dask) whose locks a fork would copy in a locked state.
+    # Its workers re-import the main script by path, which cannot work for code read from
+    # stdin: fork then.
+    main_path = getattr(sys.modules.get("__main__"), "__file__", None)
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    if main_path is not None and getattr(sys.modules["__main__"].__spec__, "name", None) is None \
+            and not os.path.isfile(main_path):
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["dicomrender.convert", "dicomrender.render", "PIL.Image", "PIL.JpegImagePlugin",
+                                    "PIL.PngImagePlugin"])
+    return context
 
 
 def _exit_description(exitcode) -> str:
@@ -569,18 +614,15 @@ def _run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, time
     replaced; a worker that dies is replaced; either way that file gets a
     ``failed`` record and the others go on.
     """
-    import multiprocessing
     from multiprocessing.connection import wait
 
-    # forkserver: workers fork from a clean server process, not from a parent that may hold
-    # threads (OpenMP, progress bar, dask) whose locks a fork would copy in a locked state.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(["dicomrender.convert", "dicomrender.render"])
+    context = _pool_context()
     pending = deque(enumerate(tasks))
-    workers = [_Worker(context, options) for _ in range(min(jobs, len(tasks)))]
+    workers = []
     try:
+        workers.extend(_Worker(context, options) for _ in range(min(jobs, len(tasks))))
+        for w in workers:
+            w.wait_ready()
         while pending or any(w.job for w in workers):
             for w in workers:
                 if w.job is None and pending:
@@ -618,6 +660,7 @@ def _run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, time
                 w.kill()
                 workers[position] = _Worker(context, options)
                 done(index, failure)
+                workers[position].wait_ready()
     finally:
         for w in workers:
             if w.job is None and w.process.is_alive():
@@ -779,7 +822,7 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     outdir_real = os.path.realpath(outdir)
     _remove_stale_temporaries(outdir_real)
     options = ConvertOptions(outdir_real, preset, window, format.lower(), int(quality), int(compress_level), frames,
-                             bool(overwrite), bool(fsync), bool(strict), threads=None if jobs == 1 else 1)
+                             bool(overwrite), bool(fsync), bool(strict), threads=1)
     records: List[Optional[ConvertRecord]] = [None] * len(tasks)
     bar = _progress_bar(len(tasks), progress)
     failures = [0]
