@@ -286,3 +286,22 @@ def test_hookspec_validation_of_a_bad_plugin(monkeypatch):
 
     with pytest.raises(Exception, match="extra"):
         plugins.register_plugin(Wrong(), name="wrong")
+
+
+@needs_mr
+def test_presets_command_shows_plugin_presets_and_distribution(capsys):
+    from dicomrender import cli
+
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("pet_suv"))
+    assert row.split() == ["pet_suv", "computed", "-", "PT", MR_DIST]
+    assert f"plugins: dicomrender, {MR_DIST} 0.1.0" in out
+
+
+def test_presets_command_reports_a_duplicate_as_an_error(monkeypatch, capsys):
+    from dicomrender import cli
+
+    monkeypatch.syspath_prepend(str(FAKE / "duplicate"))
+    assert cli.main(["presets"]) == 1
+    assert "registered twice" in capsys.readouterr().err

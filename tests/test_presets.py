@@ -456,3 +456,20 @@ def test_preset_table_and_cli(capsys):
     assert cli.main(["presets"]) == 0
     out = capsys.readouterr().out
     assert table in out and "plugins: dicomrender" in out
+
+
+def test_cli_renders_a_stack_to_rgb_png(tmp_path):
+    from PIL import Image
+
+    from dicomrender import cli
+
+    path = data_file("CT_small.dcm")
+    target = tmp_path / "ich.png"
+    assert cli.main(["render", path, str(target), "--preset", "brain,subdural,head_soft_tissue"]) == 0
+    with Image.open(target) as image:
+        assert image.mode == "RGB"
+        pixels = np.asarray(image)
+    stored = pydicom.dcmread(path).pixel_array
+    expected = np.stack([_reference.render_reference(stored, c, w, intercept=-1024) for c, w in
+                         (FIXED["brain"], FIXED["subdural"], FIXED["head_soft_tissue"])], axis=-1)
+    np.testing.assert_array_equal(pixels, expected)
