@@ -17,6 +17,8 @@ import subprocess
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -435,10 +437,14 @@ def test_unregistered_preset_and_window_objects_render_directly():
     np.testing.assert_array_equal(both[..., 0], both[..., 1])
 
 
-def test_compute_returning_garbage_is_a_plugin_error():
+def test_compute_returning_garbage_or_raising_is_a_plugin_error():
     bad = Preset("bad", compute=lambda ctx: (40, 80))
     with pytest.raises(PluginError, match="expected a dicomrender.Window"):
         dicomrender.render(make_dataset(RAMP, **RAMP_KW), bad)
+    buggy = Preset("buggy", compute=lambda ctx: 1 / 0)
+    with pytest.raises(PluginError, match="preset 'buggy' .*ZeroDivisionError") as info:
+        dicomrender.render(make_dataset(RAMP, **RAMP_KW), buggy)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
 
 
 def test_preset_table_and_cli(capsys):
@@ -473,3 +479,27 @@ def test_cli_renders_a_stack_to_rgb_png(tmp_path):
     expected = np.stack([_reference.render_reference(stored, c, w, intercept=-1024) for c, w in
                          (FIXED["brain"], FIXED["subdural"], FIXED["head_soft_tissue"])], axis=-1)
     np.testing.assert_array_equal(pixels, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_multi_window_equals_single_renders_property(data):
+    bits = data.draw(st.sampled_from([8, 12, 16]), label="bits")
+    signed = data.draw(st.booleans(), label="signed")
+    dtype = np.dtype(f"{'i' if signed else 'u'}{1 if bits == 8 else 2}")
+    info = np.iinfo(dtype)
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    words = np.asarray(data.draw(st.lists(st.integers(max(low, info.min), min(high, info.max)), min_size=1,
+                                          max_size=300), label="words"), dtype=dtype)
+    windows = data.draw(st.lists(st.tuples(st.integers(-3000, 3000), st.integers(1, 5000),
+                                           st.sampled_from(windowing.FUNCTIONS)), min_size=2, max_size=4),
+                        label="windows")
+    fmt = windowing.StoredFormat(dtype.itemsize * 8, bits, bits - 1, signed)
+    modality = windowing.Rescale(1.0, data.draw(st.sampled_from([0.0, -1024.0]), label="intercept"))
+    vois = [windowing.Window(c, w, f) for c, w, f in windows]
+    multi = windowing.render_stored(words, fmt, modality, vois)
+    singles = np.stack([windowing.render_stored(words, fmt, modality, [v]) for v in vois], axis=-1)
+    np.testing.assert_array_equal(multi, singles)
+    for j, (c, w, f) in enumerate(windows):
+        np.testing.assert_array_equal(multi[..., j], _reference.render_reference(
+            words, c, w, function=f, intercept=modality.intercept, bits_stored=bits, signed=signed))

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import InvalidWindowError, PluginError, PresetError, UnknownPresetError
+from .errors import DicomRenderError, InvalidWindowError, PluginError, PresetError, UnknownPresetError
 from .windowing import VOI, VOILut, Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,7 +196,13 @@ class Preset:
             return vois
         if self.compute is None:
             return [self.window]
-        result = self.compute(ctx)
+        try:
+            result = self.compute(ctx)
+        except DicomRenderError:
+            raise
+        except Exception as exc:  # a plugin's bug must not surface as a bare crash
+            raise PluginError(f"preset {self.name!r} (from {self.source}) failed: {type(exc).__name__}: {exc}",
+                              attribute="compute") from exc
         vois = [result] if isinstance(result, (Window, VOILut)) else list(result) if isinstance(
             result, (list, tuple)) else None
         if not vois or not all(isinstance(v, (Window, VOILut)) for v in vois):
