@@ -445,3 +445,44 @@ def test_script_without_main_guard_gets_a_clear_error(tree, tmp_path):
     assert run.returncode == 1
     assert "RuntimeError: a worker process could not start" in run.stderr
     assert 'if __name__ == "__main__":' in run.stderr
+
+
+def test_output_folder_holding_the_sources_is_bad_usage(tree):
+    src, _ = tree
+    before = _hashes(src)
+    assert cli.main(["convert", str(src), "-o", str(src), "-q"]) == 2
+    assert cli.main(["convert", str(src / "series1"), "-o", str(src), "-q"]) == 2
+    assert _hashes(src) == before
+
+
+def test_an_input_inside_the_output_folder_is_never_replaced(tree, tmp_path):
+    src, _ = tree
+    out = tmp_path / "out"
+    (out / "series1").mkdir(parents=True)
+    keep = out / "series1" / "ct_0.png"
+    keep.write_bytes(b"an input that happens to live in the output folder")
+    result = convert([src, keep], out, format="png", jobs=1, overwrite=True)
+    assert {r.source: (r.status, r.error) for r in result if r.status != "ok"} == {
+        f"{src}/series1/ct_0.dcm": ("failed", "OutputPathError"), str(keep): ("skipped", "NotDicomError"),
+        f"{src}/README.txt": ("skipped", "NotDicomError"), f"{src}/series2/broken.dcm": ("failed", "PixelDataError")}
+    assert keep.read_bytes() == b"an input that happens to live in the output folder"
+
+
+def test_warnings_go_to_the_report_not_the_terminal(tree, tmp_path, monkeypatch, recwarn):
+    import importlib
+    import warnings
+
+    render_module = importlib.import_module("dicomrender.render")
+    original = render_module.render
+
+    def render(ds, *args, **kwargs):
+        warnings.warn(f"odd header in {os.path.basename(ds.filename)}", UserWarning)
+        return original(ds, *args, **kwargs)
+
+    monkeypatch.setattr(render_module, "render", render)
+    src, _ = tree
+    result = convert(src / "series1", tmp_path / "out", jobs=1)
+    assert [(os.path.basename(r.source), r.message) for r in result] == [
+        ("ct_0.dcm", "warning: odd header in ct_0.dcm"), ("ct_1.DCM", "warning: odd header in ct_1.DCM"),
+        ("cine.dcm", "warning: odd header in cine.dcm")]
+    assert len(recwarn) == 0

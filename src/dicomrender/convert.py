@@ -24,14 +24,16 @@ Guarantees, in the order users care about them:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import signal
 import stat
 import sys
 import time
 import uuid
+import warnings
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import DicomRenderError, InvalidDatasetError, NotDicomError, PixelDataError
@@ -77,6 +79,8 @@ class ConvertOptions:
     strict: bool = True
     #: Kernel threads per file: 1, because the batch is parallel across files (one core each).
     threads: Optional[int] = 1
+    #: Input files that live inside the output folder: never replaced by an output.
+    protected: frozenset = frozenset()
 
     @property
     def suffix(self) -> str:
@@ -404,9 +408,20 @@ def _unlink(path: str) -> None:
 
 
 def convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
-    """Convert one file; never raises for a bad file (the record says what went wrong)."""
+    """Convert one file; never raises for a bad file (the record says what went wrong).
+
+    Warnings raised while reading and rendering (odd header values pydicom
+    tolerates) go to the record's message instead of the terminal.
+    """
     try:
-        return _convert_file(task, options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            record = _convert_file(task, options)
+        if caught and not record.message:
+            texts = list(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))
+            text = "; ".join(texts[:3]) + (f"; and {len(texts) - 3} more warnings" if len(texts) > 3 else "")
+            record = dataclasses.replace(record, message=f"warning: {text}")
+        return record
     except NotDicomError as exc:
         return ConvertRecord(task.source, SKIPPED, error=type(exc).__name__, message=exc.detail)
     except Exception as exc:
@@ -436,6 +451,9 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     else:
         names = [f"{task.stem}_{i + 1:04d}{suffix}" for i in indices]
     targets = [output_target(options.outdir, name) for name in names]
+    for target in targets:
+        if options.protected and os.path.realpath(target) in options.protected:
+            raise OutputPathError(f"output {target!r} would replace an input file", attribute="output")
     todo = [k for k, target in enumerate(targets) if options.overwrite or not _complete(target, suffix)]
     frames = tuple(i + 1 for i in indices) if count > 1 else ()
     record = ConvertRecord(task.source, OK, tuple(names), frames, written=tuple(names[k] for k in todo))
@@ -492,6 +510,10 @@ def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], Li
         if not os.path.isdir(src):
             add(src, src, os.path.basename(src))
             continue
+        real = os.path.realpath(src)
+        if os.path.commonpath([real, outdir_real]) == outdir_real:
+            raise ValueError(f"the output folder {outdir!r} is, or contains, the source folder {src!r}: "
+                             f"outputs could replace inputs")
         for folder, dirnames, filenames in os.walk(src):
             dirnames[:] = sorted(d for d in dirnames
                                  if os.path.realpath(os.path.join(folder, d)) != outdir_real)
@@ -821,8 +843,10 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     os.makedirs(outdir, exist_ok=True)
     outdir_real = os.path.realpath(outdir)
     _remove_stale_temporaries(outdir_real)
+    protected = frozenset(real for real in (os.path.realpath(t.path) for t in tasks)
+                          if os.path.commonpath([real, outdir_real]) == outdir_real)
     options = ConvertOptions(outdir_real, preset, window, format.lower(), int(quality), int(compress_level), frames,
-                             bool(overwrite), bool(fsync), bool(strict), threads=1)
+                             bool(overwrite), bool(fsync), bool(strict), threads=1, protected=protected)
     records: List[Optional[ConvertRecord]] = [None] * len(tasks)
     bar = _progress_bar(len(tasks), progress)
     failures = [0]
