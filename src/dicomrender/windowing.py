@@ -225,8 +225,9 @@ _TABLE_CACHE_SIZE = 64
 _TABLE_LOCK = threading.Lock()
 
 
-def _transform_key(t) -> tuple:
-    return t.key() if hasattr(t, "key") else (type(t).__name__,) + tuple(vars(t).values())[:4]
+def _transform_key(t):
+    # Rescale and Window are frozen dataclasses, hashable by value; LUT items hash their table bytes.
+    return t if isinstance(t, (Rescale, Window)) else t.key()
 
 
 class _Compiled:
@@ -294,13 +295,14 @@ def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: b
     # Pivot near the window centre so |s - pivot| * a stays small and float32 keeps its precision there.
     pivot = int(np.clip(np.round((x_mid - intercept) / slope), low, high)) if slope != 0 else 0
     slope_out = -slope * scale if invert else slope * scale
-    a = np.float32(slope_out)
+    with np.errstate(over="ignore"):  # a slope beyond float32 becomes inf and is refused just below
+        a = np.float32(slope_out)
     if not np.isfinite(a):
         return None
     d = fmt.domain() - pivot
-    p = d.astype(np.float32) * a
     t = table.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
+        p = d.astype(np.float32) * a
         above = t >= 1
         below = t <= 254
         lower = np.max(t[above] - p[above]) if above.any() else -_AFFINE_LIMIT / 2
@@ -341,10 +343,13 @@ def _params(modality: Rescale, vois: Sequence[Window], invert: bool) -> np.ndarr
     )
 
 
+_UINT8 = np.dtype(np.uint8)
+
+
 def _prepare_out(out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
     if out is None:
-        return np.empty(shape, dtype=np.uint8)
-    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != shape or not out.flags.c_contiguous \
+        return np.empty(shape, dtype=_UINT8)
+    if not isinstance(out, np.ndarray) or out.dtype != _UINT8 or out.shape != shape or not out.flags.c_contiguous \
             or not out.flags.writeable:
         raise ValueError(f"out must be a writeable C-contiguous uint8 array of shape {shape}")
     return out
@@ -362,21 +367,25 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
     benchmarks); ``"auto"`` takes the affine loop where proven, else the table
     gather, for integer data with at most 16 stored bits.
     """
-    if not vois or len(vois) > _kernel.MAX_WINDOWS:
-        raise InvalidWindowError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}",
-                                 attribute="WindowCenter")
-    raw = np.asarray(raw)
-    if raw.dtype.byteorder not in "=|":
-        # the table and integer paths reinterpret the words' bytes, so they must be in native order
-        raw = raw.astype(raw.dtype.newbyteorder("="))
     k = len(vois)
+    if not 1 <= k <= _kernel.MAX_WINDOWS:
+        raise InvalidWindowError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {k}",
+                                 attribute="WindowCenter")
+    if type(raw) is not np.ndarray:
+        raw = np.asarray(raw)
+    dtype = raw.dtype
+    if not dtype.isnative:
+        # the table and integer paths reinterpret the words' bytes, so they must be in native order
+        raw = raw.astype(dtype.newbyteorder("="))
+        dtype = raw.dtype
     shape = raw.shape if k == 1 else raw.shape + (k,)
     result = _prepare_out(out, shape)
     nthreads = _threads if threads is None else max(1, int(threads))
-    is_float = raw.dtype.kind == "f"
-    if is_float != (fmt is None) or raw.dtype.kind not in "fiu" or raw.dtype.itemsize not in (1, 2, 4, 8) \
-            or (not is_float and raw.dtype.itemsize * 8 != fmt.bits_allocated):
-        raise PixelDataError(f"pixel array of dtype {raw.dtype} does not match the declared format {fmt}",
+    kind = dtype.kind
+    is_float = kind == "f"
+    if is_float != (fmt is None) or kind not in "fiu" or dtype.itemsize not in (1, 2, 4, 8) \
+            or (not is_float and dtype.itemsize * 8 != fmt.bits_allocated):
+        raise PixelDataError(f"pixel array of dtype {dtype} does not match the declared format {fmt}",
                              attribute="BitsAllocated")
     if path == "auto":
         if not is_float and fmt.bits_stored <= LUT_MAX_BITS:
@@ -399,7 +408,7 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
         if is_float or fmt.bits_stored > LUT_MAX_BITS:
             raise ValueError(f"the {path} path needs integer data with at most 16 stored bits")
         compiled = _compile(fmt, modality, vois, invert)
-        words = np.ascontiguousarray(raw).view(fmt.unsigned_dtype).reshape(-1)
+        words = (raw if raw.flags.c_contiguous else np.ascontiguousarray(raw)).view(fmt.unsigned_dtype).reshape(-1)
         if path == "affine" and compiled.affine is None:
             raise ValueError("the affine path is not proven exact for these parameters")
         if path != "lut" and compiled.affine is not None:
@@ -431,6 +440,28 @@ def _as_windows(center, width, function) -> list:
         raise InvalidWindowError("center, width and function must have the same number of values",
                                  attribute="WindowWidth")
     return [Window(c, w, f or "LINEAR") for c, w, f in zip(centers, widths, functions)]
+
+
+#: Parsed window() arguments, so repeated calls skip validation (a few microseconds per call).
+_WINDOW_PLANS: dict = {}
+
+
+def _window_plan(dtype: np.dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed) -> tuple:
+    """Validate window() arguments once: (StoredFormat or None, Rescale, [Window, ...])."""
+    if dtype.kind not in "iuf" or dtype.itemsize not in (1, 2, 4, 8) \
+            or (dtype.kind in "iu" and dtype.itemsize == 8) \
+            or (dtype.kind == "f" and dtype.itemsize < 4):
+        raise TypeError(f"window() takes 8/16/32-bit integer or float32/float64 arrays, got {dtype}")
+    vois = _as_windows(center, width, function)
+    modality = Rescale(slope, intercept)
+    if dtype.kind == "f":
+        fmt = None
+    else:
+        allocated = dtype.itemsize * 8
+        bits = allocated if bits_stored is None else int(bits_stored)
+        fmt = StoredFormat(allocated, bits, bits - 1 if high_bit is None else int(high_bit),
+                           dtype.kind == "i" if signed is None else bool(signed))
+    return fmt, modality, tuple(vois)
 
 
 def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: float = 0.0,
@@ -468,17 +499,18 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
         uint8, ``array.shape`` (one window) or ``array.shape + (n,)``.
     """
     array = np.asarray(array)
-    if array.dtype.kind not in "iuf" or array.dtype.itemsize not in (1, 2, 4, 8) \
-            or (array.dtype.kind in "iu" and array.dtype.itemsize == 8) \
-            or (array.dtype.kind == "f" and array.dtype.itemsize < 4):
-        raise TypeError(f"window() takes 8/16/32-bit integer or float32/float64 arrays, got {array.dtype}")
-    vois = _as_windows(center, width, function)
-    modality = Rescale(slope, intercept)
-    if array.dtype.kind == "f":
-        fmt = None
-    else:
-        allocated = array.dtype.itemsize * 8
-        bits = allocated if bits_stored is None else int(bits_stored)
-        fmt = StoredFormat(allocated, bits, bits - 1 if high_bit is None else int(high_bit),
-                           array.dtype.kind == "i" if signed is None else bool(signed))
+    dtype = array.dtype
+    try:
+        key = (dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed)
+        plan = _WINDOW_PLANS.get(key)
+    except TypeError:  # sequences of windows given as lists or arrays: not hashable, parse every time
+        key = plan = None
+    if plan is None:
+        plan = _window_plan(dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed)
+        if key is not None:
+            with _TABLE_LOCK:
+                if len(_WINDOW_PLANS) >= _TABLE_CACHE_SIZE:
+                    _WINDOW_PLANS.clear()
+                _WINDOW_PLANS[key] = plan
+    fmt, modality, vois = plan
     return render_stored(array, fmt, modality, vois, invert=invert, out=out, threads=threads)
