@@ -1,0 +1,78 @@
+"""A short in-process run of the mutation fuzzer, and checks of the fuzzer itself.
+
+The long run (>= 5,000 files against an AddressSanitizer/UBSan build of the
+kernel) is ``.ci/sanitize``; this keeps the fuzzer working and the normal
+build clean on every test run.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import dicomfuzz  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    corpus = dicomfuzz.load_corpus()
+    assert len(corpus) >= 40  # pydicom's own test files alone give more
+    return corpus
+
+
+def test_mutated_files_render_or_raise_dicomrender_errors(corpus):
+    outcomes = collections.Counter()
+    bugs = []
+    for index in range(400):
+        case = dicomfuzz.case_for(corpus, 20261125, index)
+        result = dicomfuzz.run_any(case)
+        outcomes[result["outcome"]] += 1
+        if result["outcome"] == "bug":
+            bugs.append((index, case.get("source"), case.get("mutations"), result["message"]))
+    assert not bugs, bugs
+    # the mutations neither break everything nor leave files intact
+    assert outcomes["ok"] >= 20 and outcomes["error"] >= 200, outcomes
+
+
+def test_cases_are_reproducible_from_seed_and_index(corpus):
+    first = dicomfuzz.make_case(corpus, 7, 123)
+    again = dicomfuzz.make_case(corpus, 7, 123)
+    other = dicomfuzz.make_case(corpus, 7, 124)
+    assert first["data"] == again["data"] and first["options"] == again["options"]
+    assert first["mutations"] == again["mutations"] and first["mutations"]
+    assert (first["data"], first["options"]) != (other["data"], other["options"])
+
+
+def test_mutations_change_the_file(corpus):
+    originals = dict(corpus)
+    changed = sum(dicomfuzz.make_case(corpus, 3, i)["data"] != originals[dicomfuzz.make_case(corpus, 3, i)["source"]]
+                  for i in range(50))
+    assert changed >= 40  # a few mutations are no-ops (deleting an absent attribute)
+
+
+def test_message_shape_blanks_values():
+    from dicomrender.errors import InvalidDatasetError
+
+    a = dicomfuzz.message_shape(InvalidDatasetError("HighBit must be 0..15, got 16", filename="/x/a.dcm"))
+    b = dicomfuzz.message_shape(InvalidDatasetError("HighBit must be 0..7, got 9", filename="/y/b.dcm"))
+    assert a == b == "InvalidDatasetError: HighBit must be #..#, got #"
+
+
+def test_supervisor_reports_a_dying_and_a_silent_worker(tmp_path):
+    env = dict(os.environ, DICOMFUZZ_ABORT_AT="3", DICOMFUZZ_HANG_AT="6")
+    proc = subprocess.run([sys.executable, str(HERE / "dicomfuzz.py"), "--count", "12", "--jobs", "2",
+                           "--case-timeout", "3", "--crash-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert '"crashes": 1' in proc.stdout and '"hangs": 1' in proc.stdout and '"cases": 12' in proc.stdout
+    assert (tmp_path / "crash-1-3.dcm").exists() and (tmp_path / "hang-1-6.dcm").exists()
+    saved = (tmp_path / "crash-1-3.dcm").read_bytes()
+    assert saved == dicomfuzz.make_case(dicomfuzz.load_corpus(), 1, 3)["data"]
