@@ -13,7 +13,7 @@ Each group renders the same three windows (``ich_rgb``: brain 40/80, subdural
 - ``three_pass``: three single-window renders, stacked with numpy
   (``np.stack(..., axis=-1)``), which is what users do without multi-window.
 
-Groups: ``engine-<shape>`` calls :func:`dicomrender.windowing.render_stored`
+Groups: ``engine-<shape>-<threads>`` calls :func:`dicomrender.windowing.render_stored`
 on stored words already in memory (a 512 x 512 slice and a 64-slice
 512 x 512 volume); ``render-<file>`` calls :func:`dicomrender.render` on a
 parsed pydicom dataset (real CT, 693_UNCI).  Every benchmark first checks that
@@ -47,12 +47,12 @@ def _volume(frames: int) -> np.ndarray:
     return np.clip(np.round(stack + 1024), 0, 4095).astype(np.uint16)
 
 
-def _three_pass(words):
-    return np.stack([render_stored(words, FORMAT, RESCALE, [w]) for w in WINDOWS], axis=-1)
+def _three_pass(words, threads=None):
+    return np.stack([render_stored(words, FORMAT, RESCALE, [w], threads=threads) for w in WINDOWS], axis=-1)
 
 
-def _one_pass(words):
-    return render_stored(words, FORMAT, RESCALE, WINDOWS)
+def _one_pass(words, threads=None):
+    return render_stored(words, FORMAT, RESCALE, WINDOWS, threads=threads)
 
 
 @pytest.fixture(scope="module", params=[1, 64], ids=["512x512", "64x512x512"])
@@ -61,13 +61,14 @@ def volume(request):
     return words[0] if request.param == 1 else words
 
 
+@pytest.mark.parametrize("threads", [1, None], ids=["1thread", "allthreads"])
 @pytest.mark.parametrize("way", ["one_pass", "three_pass"])
-def test_engine(benchmark, volume, way):
-    benchmark.group = f"engine-{'x'.join(map(str, volume.shape))}"
+def test_engine(benchmark, volume, way, threads):
+    benchmark.group = f"engine-{'x'.join(map(str, volume.shape))}-{'1thread' if threads else 'allthreads'}"
     benchmark.extra_info["pixels"] = int(volume.size)
     np.testing.assert_array_equal(_one_pass(volume), _three_pass(volume))
     func = _one_pass if way == "one_pass" else _three_pass
-    result = benchmark(func, volume)
+    result = benchmark(func, volume, threads)
     assert result.shape == volume.shape + (3,)
 
 
