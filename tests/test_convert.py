@@ -291,12 +291,29 @@ def test_dicom_detection_by_content(tmp_path):
 # ---- faults: processes killed from outside, hanging decoders, dying workers --------
 
 # Loaded at interpreter start (sitecustomize) by the command and its worker processes only: makes
-# reading the pixels of files named hang* block forever, die* kill their process, and all slow.
+# reading the pixels of files named hang* block forever, die* kill their process, and all slow;
+# the worker writing the image of a file named halfwrite* is killed with the image half-written.
 HOOK = textwrap.dedent('''
-    import os, signal, time
+    import importlib, os, signal, time
 
     def _install():
         from dicomrender import image
+        convert = importlib.import_module("dicomrender.convert")
+        write_all, write_output = convert._write_all, convert._write_output
+        half = []
+
+        def _write_all(fd, data, fsync):
+            if half:
+                os.write(fd, data[:len(data) // 2])
+                os.kill(os.getpid(), signal.SIGKILL)
+            return write_all(fd, data, fsync)
+
+        def _write_output(path, data, fsync):
+            if os.path.basename(path).startswith("halfwrite"):
+                half.append(path)
+            return write_output(path, data, fsync)
+
+        convert._write_all, convert._write_output = _write_all, _write_output
         original = image.ImageInfo.words
         delay = float(os.environ.get("CONVERT_TEST_DELAY", "0"))
 
@@ -367,7 +384,7 @@ def test_sigkill_mid_run_leaves_no_partial_outputs_and_rerun_completes(tmp_path)
 def test_hanging_file_times_out_and_dead_worker_is_reported(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     _many(src, 12)
-    for name in ("hang.dcm", "die.dcm"):
+    for name in ("hang.dcm", "die.dcm", "halfwrite.dcm"):
         write_dataset(_ct(7)[0], src / "s1" / name)
     report = tmp_path / "report.csv"
     command = [sys.executable, "-m", "dicomrender.cli", "convert", str(src), "-o", str(out), "--jobs", "2",
@@ -375,16 +392,19 @@ def test_hanging_file_times_out_and_dead_worker_is_reported(tmp_path):
     run = subprocess.run(command, env=_hooked_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr
     rows = {os.path.basename(r["source"]): r for r in _report(report)}
-    assert len(rows) == 14
+    assert len(rows) == 15
     assert (rows["hang.dcm"]["status"], rows["hang.dcm"]["error"]) == ("failed", "TimeoutError")
     assert rows["hang.dcm"]["message"] == "no result after 3 s; the worker was stopped"
     assert (rows["die.dcm"]["status"], rows["die.dcm"]["error"]) == ("failed", "WorkerDiedError")
     assert rows["die.dcm"]["message"] == "the worker process was killed by SIGKILL while converting this file"
+    assert rows["halfwrite.dcm"]["error"] == "WorkerDiedError"  # killed in the middle of writing its image...
     assert all(r["status"] == "ok" for name, r in rows.items() if name.startswith("im"))
     reference = tmp_path / "reference"
     convert(src, reference, jobs=1, timeout=None)  # no hook in this process: every file converts
     expected = _outputs(reference)
-    assert _outputs(out) == {k: v for k, v in expected.items() if not k.startswith(("s1/hang", "s1/die"))}
+    # ... which left nothing behind: no output, no temporary file
+    failed = ("s1/hang", "s1/die", "s1/halfwrite")
+    assert _outputs(out) == {k: v for k, v in expected.items() if not k.startswith(failed)}
     assert f"failed: {src}/s1/hang.dcm: TimeoutError" in run.stderr
 
 
