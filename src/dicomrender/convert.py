@@ -265,7 +265,8 @@ def _parsed_to_end(ds, path: str) -> Optional[bool]:
     end = offset + length
     if end > size:
         keyword = _keyword(element.tag)
-        error = PixelDataError if keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") else InvalidDatasetError
+        pixels = keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+        error = PixelDataError if pixels else InvalidDatasetError
         raise error(f"the file is truncated: {keyword} needs {length} bytes at offset {offset}, the file has "
                     f"{size - offset}", filename=path, attribute=keyword)
     return end == size
@@ -930,10 +931,10 @@ def _cmd_convert(args) -> int:
 
     try:
         result = convert(args.sources, args.outdir, preset=preset_arg(args.preset), window=args.window,
-                         format=args.format, quality=args.quality, compress_level=args.compress_level, frames=args.frames,
-                         jobs=args.jobs, scheduler=args.scheduler, overwrite=args.overwrite, report=args.report,
-                         progress=False if args.quiet else None, timeout=args.timeout, fsync=args.fsync,
-                         strict=args.strict)
+                         format=args.format, quality=args.quality, compress_level=args.compress_level,
+                         frames=args.frames, jobs=args.jobs, scheduler=args.scheduler, overwrite=args.overwrite,
+                         report=args.report, progress=False if args.quiet else None, timeout=args.timeout,
+                         fsync=args.fsync, strict=args.strict)
     except (FileNotFoundError, UnknownPresetError, ValueError, ImportError) as exc:
         print(f"dicomrender convert: error: {exc}", file=sys.stderr)
         return 2
