@@ -289,6 +289,26 @@ def test_data_driven_windows_on_float_pixel_data_keep_fractions():
     assert _window_of(ds, "percentile") == ((p1 + p99 + 1) / 2, p99 - p1 + 1)
 
 
+@pytest.mark.parametrize("preset,options", [("minmax", {}), ("auto", {}), ("histogram", {"histogram_percent": 0}),
+                                            ("histogram", {"histogram_percent": 7})])
+def test_counted_and_per_pixel_windows_agree(preset, options):
+    """16-bit data is counted per stored value; the same values in 32-bit words go pixel by pixel."""
+    rng = np.random.default_rng(4)
+    values = rng.integers(-1500, 3000, (3, 40, 50))
+    values[:, :5] = -2000  # padding, the darkest value
+    narrow = make_dataset(values.astype(np.int16), slope=1, intercept=-1024, PixelPaddingValue=-2000)
+    wide = make_dataset(values.astype(np.int32), slope=1, intercept=-1024, PixelPaddingValue=-2000)
+    for frame in (None, 1):
+        counted = _window_of(narrow, preset, frame, **options)
+        assert counted == _window_of(wide, preset, frame, **options)
+        hu = (values if frame is None else values[frame]) - 1024
+        if preset == "minmax":
+            assert counted == ((hu.min() + hu.max() + 1) / 2, hu.max() - hu.min() + 1)
+        if preset == "auto":
+            kept = hu[hu != -3024]
+            assert counted == ((kept.min() + kept.max() + 1) / 2, kept.max() - kept.min() + 1)
+
+
 def test_auto_ignores_pixel_padding_and_otherwise_equals_minmax():
     # 693_UNCR: 55772 padding pixels (stored -2000 = -3024 HU) are the minimum
     path = data_file("693_UNCR.dcm")

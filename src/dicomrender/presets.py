@@ -251,6 +251,46 @@ def _dcmtk_values(ctx: "RenderContext", exclude_padding: bool) -> np.ndarray:
     return values
 
 
+#: Words per chunk when counting stored values (bounds the temporary memory).
+_CHUNK = 1 << 20
+
+
+def _stored_counts(ctx: "RenderContext") -> Optional[np.ndarray]:
+    """Pixel count of every stored bit pattern, for integer data of at most 16 stored bits (else None)."""
+    fmt = ctx.info.format
+    if fmt is None or fmt.bits_stored > 16:
+        return None
+    words = np.asarray(ctx.words)
+    if words.dtype.byteorder not in "=|":
+        words = words.astype(words.dtype.newbyteorder("="))
+    words = np.ascontiguousarray(words).view(fmt.unsigned_dtype).reshape(-1)
+    size = 1 << fmt.bits_stored
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, words.size, _CHUNK):
+        chunk = words[start:start + _CHUNK]
+        counts += np.bincount((chunk >> fmt.shift) & (size - 1), minlength=size)
+    return counts
+
+
+def _value_counts(ctx: "RenderContext", exclude_padding: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """``(values, counts)``: the modality values in dcmtk's integer view, and how many pixels have each.
+
+    Integer data of at most 16 stored bits is counted per stored value (one
+    pass, little memory; each distinct value once, ``counts`` its pixels);
+    other data gives every pixel's value and ``counts`` None.
+    """
+    counts = _stored_counts(ctx)
+    if counts is None:
+        return _dcmtk_values(ctx, exclude_padding), None
+    stored = ctx.info.format.domain()
+    if exclude_padding and ctx.info.pixel_padding is not None:
+        low, high = ctx.info.pixel_padding
+        counts[(stored >= low) & (stored <= high)] = 0
+    present = counts > 0
+    values = np.trunc(ctx.parameters.modality.values(stored[present]))
+    return values, counts[present]
+
+
 def minmax_window(ctx: "RenderContext") -> list:
     """Min-max window of the modality values, exactly as ``dcm2pnm +Wm``.
 
@@ -259,7 +299,7 @@ def minmax_window(ctx: "RenderContext") -> list:
     integer images truncated toward zero as in dcmtk's integer intermediate
     image.  Source: dcmtk ``DiMonoPixelTemplate::getMinMaxWindow``.
     """
-    values = _dcmtk_values(ctx, exclude_padding=False)
+    values, _ = _value_counts(ctx, exclude_padding=False)
     if values.size == 0:  # only NaN (float data)
         return [_range_window(0.0, 0.0, "Min-Max Window")]
     return [_range_window(float(values.min()), float(values.max()), "Min-Max Window")]
@@ -273,7 +313,7 @@ def auto_window(ctx: "RenderContext") -> list:
     field of view) is the darkest value, the padding does not stretch the
     window.  Falls back to :func:`minmax_window` when every pixel is padding.
     """
-    values = _dcmtk_values(ctx, exclude_padding=True)
+    values, _ = _value_counts(ctx, exclude_padding=True)
     if values.size == 0:
         return minmax_window(ctx)
     return [_range_window(float(values.min()), float(values.max()), "Auto Window")]
@@ -330,16 +370,20 @@ def histogram_window(ctx: "RenderContext") -> list:
     percent = _option_number(ctx, "histogram_percent", DEFAULT_HISTOGRAM_PERCENT)
     if not 0 <= percent <= 100:
         raise PresetError(f"histogram_percent must be 0..100, got {percent:g}", attribute="histogram_percent")
-    values = _dcmtk_values(ctx, exclude_padding=False)
+    values, counts = _value_counts(ctx, exclude_padding=False)
     if values.size == 0:
         return minmax_window(ctx)
     values = np.trunc(values).astype(np.int64)  # float data: one bin per integer
     low, high = int(values.min()), int(values.max())
     if low >= high:
         return minmax_window(ctx)
-    quant = np.bincount(values - low, minlength=high - low + 1)
+    if counts is None:
+        quant, total = np.bincount(values - low, minlength=high - low + 1), values.size
+    else:  # weights are pixel counts: exact in float64 up to 2**53
+        quant = np.bincount(values - low, weights=counts, minlength=high - low + 1).astype(np.int64)
+        total = int(counts.sum())
     n = quant.size
-    threshold = int(percent / 100.0 * values.size)
+    threshold = int(percent / 100.0 * total)
     if threshold == 0:
         start, stop = 0, n
     else:
