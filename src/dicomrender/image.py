@@ -17,6 +17,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from . import _codestream
 from .errors import (DicomRenderError, InvalidDatasetError, MissingCodecError, NotDicomError, PixelDataError,
                      UnsupportedImageError)
 from .windowing import VOI, Modality, ModalityLut, Rescale, StoredFormat, VOILut, Window
@@ -334,10 +335,11 @@ class ImageInfo:
 
     # ---- pixels -------------------------------------------------------------
 
-    def frame_indices(self, frame) -> list:
+    def frame_indices(self, frame) -> Sequence[int]:
         """The 0-based frames selected by ``frame`` (None: all)."""
         if frame is None:
-            return list(range(self.frames))
+            # a range, not a list: NumberOfFrames is not yet checked against the Pixel Data length
+            return range(self.frames)
         try:
             index = int(frame)
         except (TypeError, ValueError):
@@ -364,6 +366,10 @@ class ImageInfo:
         tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         compressed = bool(tsyntax is not None and tsyntax.is_compressed and self.pixel_keyword == "PixelData")
         if compressed:
+            # every frame needs at least one 8-byte fragment item: refuse impossible frame counts up front
+            if isinstance(element.value, (bytes, bytearray)) and self.frames > len(element.value) // 8:
+                raise PixelDataError(f"NumberOfFrames {self.frames} cannot fit in {len(element.value)} bytes of "
+                                     f"encapsulated Pixel Data", attribute="NumberOfFrames")
             return self._decoded(indices, shape, tsyntax)
         value = element.value
         if not isinstance(value, (bytes, bytearray, memoryview)):
@@ -432,7 +438,15 @@ class ImageInfo:
         frames = []
         self.decoded_photometric = None
         try:
+            bits = self.format.bits_allocated if self.format is not None else 8 * self.float_dtype.itemsize
+            frame_bytes = self.rows * self.columns * self.samples_per_pixel * ((bits + 7) // 8)
             for index in indices:
+                # decoders allocate Rows x Columns before reading the codestream: check its own size first
+                mismatch = _codestream.check_frame(self.dataset, index, self.frames, tsyntax, self.rows,
+                                                   self.columns, frame_bytes)
+                if mismatch:
+                    raise PixelDataError(f"Rows x Columns ({self.rows}x{self.columns}) do not fit frame {index}: "
+                                         f"{mismatch}", attribute="Rows")
                 array, meta = decoder.as_array(self.dataset, index=index, raw=True)
                 self.decoded_photometric = str(meta.get("photometric_interpretation", self.photometric))
                 frames.append(np.asarray(array))
