@@ -661,7 +661,7 @@ def _run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, time
                     continue
                 index, task, started = w.job
                 record = None
-                if w.conn in ready:
+                if w.conn in ready or w.process.sentinel in ready and w.conn.poll():
                     try:
                         got, record = w.conn.recv()
                     except (EOFError, OSError):
