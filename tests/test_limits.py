@@ -1,0 +1,201 @@
+"""Resource bounds: headers that claim huge images fail fast, allocating nothing big.
+
+"Nothing big" is measured with tracemalloc, which sees numpy's and Python's
+allocations (pydicom's decoders allocate their output frames through them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import struct
+import tracemalloc
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, get_frame
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+
+import dicomrender
+from dicomrender import _codestream
+from dicomrender.errors import PixelDataError
+from dicomrender.image import DEFAULT_MAX_PIXELS
+
+#: The most a refused file may make dicomrender allocate.
+SMALL = 16 << 20
+
+
+def _peak(fn):
+    """(exception or result, peak traced bytes) of ``fn()``."""
+    tracemalloc.start()
+    try:
+        try:
+            outcome = fn()
+        except Exception as exc:  # returned, so the peak is read before pytest formats anything
+            outcome = exc
+        return outcome, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _image(pixels: np.ndarray, **attributes) -> Dataset:
+    """A minimal native MONOCHROME2 dataset of ``pixels`` (rows, cols)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.tobytes()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _claiming(name: str, **attributes) -> Dataset:
+    ds = pydicom.dcmread(get_testdata_file(name))
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def test_default_max_pixels_is_documented_in_the_signature():
+    assert inspect.signature(dicomrender.render).parameters["max_pixels"].default == DEFAULT_MAX_PIXELS == 1 << 31
+
+
+@pytest.mark.parametrize("max_pixels", [DEFAULT_MAX_PIXELS, None], ids=["default-limit", "no-limit"])
+def test_header_claiming_65535x65535x1000_over_tiny_pixel_data_fails_fast(tmp_path, max_pixels):
+    ds = _image(np.arange(16, dtype=np.uint16).reshape(4, 4))
+    ds.Rows = ds.Columns = 65535
+    ds.NumberOfFrames = 1000
+    path = str(tmp_path / "bomb.dcm")
+    ds.save_as(path, enforce_file_format=True)
+    error, peak = _peak(lambda: dicomrender.render(path, max_pixels=max_pixels))
+    assert isinstance(error, PixelDataError), error
+    assert error.filename == path and path in str(error)
+    assert peak < SMALL
+    if max_pixels is None:  # then the Pixel Data length is what refuses it
+        assert error.attribute == "PixelData" and "truncated" in str(error)
+        assert "32 bytes" in str(error) and str(65535 * 65535 * 1000 * 2) in str(error)
+    else:
+        assert error.attribute == "Rows" and "max_pixels" in str(error)
+        assert str(65535 * 65535 * 1000) in str(error)
+
+
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "JPEG2000.dcm", "MR_small_jp2klossless.dcm",
+                                  "MR_small_jpeg_ls_lossless.dcm", "JPGExtended.dcm", "JPEG-lossy.dcm"])
+@pytest.mark.parametrize("max_pixels", [DEFAULT_MAX_PIXELS, None], ids=["default-limit", "no-limit"])
+def test_compressed_frame_claiming_46340x46340_fails_before_the_decoder_allocates(name, max_pixels):
+    # 46340**2 is just under the default limit: 4 GB of 16-bit output the decoder would allocate first
+    ds = _claiming(name, Rows=46340, Columns=46340)
+    error, peak = _peak(lambda: dicomrender.render(ds, max_pixels=max_pixels))
+    assert isinstance(error, PixelDataError), error
+    assert error.attribute == "Rows" and "46340x46340" in str(error)
+    assert peak < SMALL
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm"])
+def test_two_billion_frames_of_one_pixel_fail_before_the_frames_are_listed(name):
+    ds = _claiming(name, Rows=1, Columns=1, NumberOfFrames=2_000_000_000)
+    error, peak = _peak(lambda: dicomrender.render(ds))
+    assert isinstance(error, PixelDataError), error
+    assert "2000000000" in str(error)
+    assert peak < SMALL
+
+
+def test_max_pixels_is_inclusive():
+    pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    np.testing.assert_array_equal(dicomrender.render(_image(pixels), window=(127.5, 256), max_pixels=256), pixels)
+    with pytest.raises(PixelDataError, match="16x16x1x1 = 256 pixels exceeds max_pixels=255") as info:
+        dicomrender.render(_image(pixels), window=(127.5, 256), max_pixels=255)
+    assert info.value.attribute == "Rows"
+
+
+def _rle_zero_frame(rows: int, columns: int) -> bytes:
+    """A valid one-segment RLE frame of ``rows x columns`` zero bytes: runs of 128 (PS3.5 G.3.1)."""
+    runs, rest = divmod(rows * columns, 128)
+    segment = b"\x81\x00" * runs + (bytes([257 - rest, 0]) if rest > 1 else b"\x00\x00" if rest else b"")
+    header = struct.pack("<16I", 1, 64, *([0] * 14))
+    return header + segment + b"\x00" * (len(segment) % 2)
+
+
+def test_genuine_decompression_bomb_is_refused_by_max_pixels_before_decoding():
+    # 4096 x 4096 zeros in 262 kB of RLE: a real codestream, so only max_pixels can refuse it.
+    ds = _image(np.zeros((1, 1), np.uint8))
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    ds.Rows = ds.Columns = 4096
+    ds.PixelData = encapsulate([_rle_zero_frame(4096, 4096)])
+    ds["PixelData"].is_undefined_length = True
+    assert _codestream.frame_mismatch(get_frame(ds.PixelData, 0, number_of_frames=1), RLELossless, 4096, 4096) is None
+    error, peak = _peak(lambda: dicomrender.render(ds, max_pixels=4096 * 4096 - 1))
+    assert isinstance(error, PixelDataError) and "max_pixels" in str(error)
+    assert peak < SMALL
+    # and within the limit it decodes to exactly what was encoded
+    np.testing.assert_array_equal(dicomrender.render(ds, window=(0.5, 1), max_pixels=4096 * 4096),
+                                  np.zeros((4096, 4096), np.uint8))
+
+
+def test_rle_capacity_bounds_what_a_segment_decodes_to():
+    frame = _rle_zero_frame(100, 100)  # 78 runs of 128 and one of 16: 158 segment bytes
+    assert len(frame) == 64 + 158
+    assert _codestream.rle_capacity(frame) == 64 * 158 + 128
+    assert _codestream.frame_mismatch(frame, RLELossless, 100, 100) is None
+    assert "decode to at most" in _codestream.frame_mismatch(frame, RLELossless, 1000, 1000)
+
+
+def test_jpeg_and_j2k_sizes_are_read_from_the_codestream_header():
+    # hand-built headers: SOI, an APP0 to skip, then SOF0 (precision 8, 300 rows, 200 columns)
+    jpeg = b"\xff\xd8" + b"\xff\xe0\x00\x04ab" + b"\xff\xc0\x00\x0b\x08\x01\x2c\x00\xc8\x01\x01\x11\x00"
+    assert _codestream.jpeg_size(jpeg) == (300, 200)
+    assert _codestream.jpeg_size(b"\xff\xd8\xff\xda\x00\x02") is None  # scan before any frame header
+    assert _codestream.jpeg_size(b"not a jpeg") is None
+    siz = b"\xff\x4f\xff\x51\x00\x29\x00\x00" + struct.pack(">IIII", 640, 480, 10, 20)
+    assert _codestream.j2k_size(siz) == (460, 630)  # (Ysiz - YOsiz, Xsiz - XOsiz)
+    assert _codestream.j2k_size(b"\x00" * 30) is None
+
+
+def _compressed_corpus():
+    folders = [os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")]
+    try:
+        import data_store
+
+        folders.append(os.path.join(os.path.dirname(data_store.__file__), "data"))
+    except ImportError:
+        pass
+    for folder in folders:
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".dcm"):
+                yield os.path.join(folder, name)
+
+
+def test_the_codestream_check_accepts_every_valid_compressed_file_of_the_corpus():
+    checked = 0
+    for path in _compressed_corpus():
+        try:
+            ds = pydicom.dcmread(path)
+            tsyntax = ds.file_meta.TransferSyntaxUID
+            if not tsyntax.is_compressed or "Rows" not in ds:
+                continue
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+            data = get_frame(ds.PixelData, 0, number_of_frames=frames)
+        except Exception:
+            continue  # not a usable compressed image
+        if os.path.basename(path) == "JPEG2000-embedded-sequence-delimiter.dcm":
+            continue  # its codestream is corrupt on purpose (a delimiter inside the SIZ segment)
+        size = _codestream.jpeg_size(data) or _codestream.j2k_size(data)
+        if size is not None:
+            assert size[1] == ds.Columns and size[0] in (0, ds.Rows), path
+        assert _codestream.frame_mismatch(data, tsyntax, ds.Rows, ds.Columns) is None, path
+        checked += 1
+    assert checked >= 35  # pydicom's own test files alone hold 39 compressed images
