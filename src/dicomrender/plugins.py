@@ -166,8 +166,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             matched |= names & allowed
         info = PluginInfo(ep.name, dist_name, f"{dist_name} {dist.version}", f"{ep.name} = {ep.value}")
         if pm.has_plugin(ep.name) or ep.name in _infos:
+            other = _infos.get(ep.name) or PluginInfo(ep.name, ep.name)
             warnings.warn(f"dicomrender plugin {ep.name!r} of distribution {info.distribution} is skipped: "
-                          f"another plugin already uses that name ({_infos[ep.name].describe()})",
+                          f"another plugin already uses that name ({other.describe()})",
                           PluginWarning, stacklevel=2)
             continue
         try:
