@@ -600,23 +600,39 @@ class _Worker:
 _READY = "ready"
 
 
+_PRELOAD = ["dicomrender.convert", "dicomrender.render", "PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin"]
+
+
+#: Set by the command line, whose process never renders itself (so holds no OpenMP thread pool)
+#: and runs no other threads: workers can then be forked directly, without a forkserver.
+_FORK_SAFE = False
+
+
 def _pool_context():
+    """The multiprocessing context for a new worker.
+
+    A fork is cheapest, and safe when this process runs no thread whose
+    locks or pools a fork would copy half-way (the command line's case);
+    otherwise workers fork from a forkserver, a clean process started once.
+    Forkserver workers re-import the main script by path, which cannot work
+    for code read from stdin: fork then anyway.
+    """
+    import importlib
     import multiprocessing
 
-    # forkserver: workers fork from a clean server process, not from a parent that may hold
-    # threads (OpenMP, progress bar, dask) whose locks a fork would copy in a locked state.
-    # Its workers re-import the main script by path, which cannot work for code read from
-    # stdin: fork then.
-    main_path = getattr(sys.modules.get("__main__"), "__file__", None)
     methods = multiprocessing.get_all_start_methods()
+    main = sys.modules.get("__main__")
+    main_path = getattr(main, "__file__", None)
+    unimportable_main = (main_path is not None and getattr(getattr(main, "__spec__", None), "name", None) is None
+                         and not os.path.isfile(main_path))
+    if "fork" in methods and (_FORK_SAFE or unimportable_main):
+        for name in _PRELOAD:  # imported once here rather than in every worker
+            importlib.import_module(name)
+        return multiprocessing.get_context("fork")
     if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
-    if main_path is not None and getattr(sys.modules["__main__"].__spec__, "name", None) is None \
-            and not os.path.isfile(main_path):
-        return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["dicomrender.convert", "dicomrender.render", "PIL.Image", "PIL.JpegImagePlugin",
-                                    "PIL.PngImagePlugin"])
+    context.set_forkserver_preload(_PRELOAD)
     return context
 
 
@@ -681,7 +697,7 @@ def _run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, time
                 else:
                     continue
                 w.kill()
-                workers[position] = _Worker(context, options)
+                workers[position] = _Worker(_pool_context(), options)
                 done(index, failure)
                 workers[position].wait_ready()
     finally:
@@ -886,7 +902,10 @@ def _progress_bar(total: int, progress: Optional[bool]):
         from tqdm import tqdm
     except ImportError:  # the progress bar is optional
         return None
-    return tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread: worker processes can then be forked safely
+
+    return Bar(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
 # ---- the command line ----------------------------------------------------------
@@ -929,6 +948,10 @@ def _cmd_convert(args) -> int:
     from .cli import preset_arg
     from .errors import UnknownPresetError
 
+    import threading
+
+    global _FORK_SAFE
+    _FORK_SAFE = threading.active_count() == 1
     try:
         result = convert(args.sources, args.outdir, preset=preset_arg(args.preset), window=args.window,
                          format=args.format, quality=args.quality, compress_level=args.compress_level,
@@ -941,6 +964,8 @@ def _cmd_convert(args) -> int:
     except KeyboardInterrupt:
         print("dicomrender convert: interrupted; rerun the same command to finish", file=sys.stderr)
         return 130
+    finally:
+        _FORK_SAFE = False
     for record in result.failed:
         print(f"failed: {record.source}: {record.error}: {record.message}", file=sys.stderr)
     if not args.quiet:
