@@ -305,3 +305,13 @@ def test_presets_command_reports_a_duplicate_as_an_error(monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(FAKE / "duplicate"))
     assert cli.main(["presets"]) == 1
     assert "registered twice" in capsys.readouterr().err
+
+
+def test_entry_point_name_taken_is_skipped_with_a_warning(monkeypatch):
+    caught = _load(monkeypatch, "name_clash")
+    assert [str(w.message) for w in caught] == [
+        "dicomrender plugin 'dicomrender' of distribution dicomrender-name-clash 0.3 is skipped: another plugin "
+        "already uses that name (dicomrender (built-in presets))"]
+    with pytest.raises(UnknownPresetError):
+        get_preset("clash_window")
+    assert get_preset("liver").center == 30
