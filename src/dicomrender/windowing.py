@@ -46,6 +46,8 @@ LUT_MAX_BITS = 16
 def _finite(value, attribute: str, error=InvalidWindowError) -> float:
     try:
         number = float(value)
+    except OverflowError:  # an integer beyond the float64 range
+        number = math.inf
     except (TypeError, ValueError):
         raise error(f"{attribute} must be a number, got {value!r}", attribute=attribute) from None
     if not math.isfinite(number):
@@ -446,6 +448,13 @@ def _as_windows(center, width, function) -> list:
 _WINDOW_PLANS: dict = {}
 
 
+def _integer(value, attribute: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidDatasetError(f"{attribute} must be an integer, got {value!r}", attribute=attribute) from None
+
+
 def _window_plan(dtype: np.dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed) -> tuple:
     """Validate window() arguments once: (StoredFormat or None, Rescale, [Window, ...])."""
     if dtype.kind not in "iuf" or dtype.itemsize not in (1, 2, 4, 8) \
@@ -458,8 +467,8 @@ def _window_plan(dtype: np.dtype, center, width, function, slope, intercept, bit
         fmt = None
     else:
         allocated = dtype.itemsize * 8
-        bits = allocated if bits_stored is None else int(bits_stored)
-        fmt = StoredFormat(allocated, bits, bits - 1 if high_bit is None else int(high_bit),
+        bits = allocated if bits_stored is None else _integer(bits_stored, "BitsStored")
+        fmt = StoredFormat(allocated, bits, bits - 1 if high_bit is None else _integer(high_bit, "HighBit"),
                            dtype.kind == "i" if signed is None else bool(signed))
     return fmt, modality, tuple(vois)
 
