@@ -13,13 +13,10 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-import dcmtk_support  # noqa: E402
+from . import dcmtk_support
 
 
 def _unavailable(what: str):

@@ -16,11 +16,12 @@ import numpy as np
 import pydicom
 import pytest
 
-import dcmtk_support as support
 import dicomrender
 from dicomrender import errors
 from dicomrender.image import ImageInfo
-from dicomrender.windowing import ModalityLut, VOILut, Window
+from dicomrender.windowing import ModalityLut, Window
+
+from . import dcmtk_support as support
 
 
 def _number(value: float) -> str:

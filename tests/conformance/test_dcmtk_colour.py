@@ -10,9 +10,9 @@ import numpy as np
 import pydicom
 import pytest
 
-import dcmtk_support as support
 import dicomrender
-from dicomrender import colour
+
+from . import dcmtk_support as support
 
 
 def _compare(name, report):

@@ -16,9 +16,10 @@ import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-import dcmtk_support as support
 import dicomrender
-from test_dcmtk import _explicit_windows
+
+from . import dcmtk_support as support
+from .test_dcmtk import _explicit_windows
 
 #: Files pydicom's VOI functions cannot reproduce, and why.
 NOT_SUPPORTED = {

@@ -1,0 +1,1 @@
+"""Conformance of dicomrender with dcmtk and pydicom (a package so its conftest stays separate)."""
