@@ -74,6 +74,22 @@ def _little_endian(ds) -> bool:
     return encoding[1] is not False
 
 
+def _segmented_direct_entries(words) -> int:
+    """Entries the discrete and linear segments of a segmented LUT (PS3.3 C.7.9.2) add, without expanding it."""
+    total = i = 0
+    while i + 1 < len(words):
+        opcode, length = words[i], words[i + 1]
+        if opcode == 0:
+            total, i = total + length, i + 2 + length
+        elif opcode == 1:
+            total, i = total + length, i + 3
+        elif opcode == 2:  # indirect: copies earlier segments, counted by the expansion itself
+            i += 4
+        else:
+            break
+    return total
+
+
 def palette_tables(ds, signed: bool = False) -> tuple:
     """``(tables, first_mapped, bits)`` of the Palette Color LUT: ``tables`` is ``(3, n)`` int64.
 
@@ -123,8 +139,15 @@ def palette_tables(ds, signed: bool = False) -> tuple:
             size = 1 if bits == 8 else 2
             fmt = f"{'<' if little else '>'}{len(raw) // size}{'B' if size == 1 else 'H'}"
             try:
-                table = np.asarray(_expand_segmented_lut(unpack(fmt, raw[:len(raw) // size * size]), fmt),
-                                   dtype=np.int64)
+                words = unpack(fmt, raw[:len(raw) // size * size])
+            except Exception as exc:
+                raise InvalidDatasetError(f"{segmented} cannot be expanded: {exc}", attribute=segmented) from None
+            direct = _segmented_direct_entries(words)
+            if direct > n:  # refuse before expanding: a few kB of linear segments expand to gigabytes
+                raise InvalidDatasetError(f"{segmented} expands to more than the {n} entries {keyword} says",
+                                          attribute=segmented)
+            try:
+                table = np.asarray(_expand_segmented_lut(words, fmt), dtype=np.int64)
             except Exception as exc:
                 raise InvalidDatasetError(f"{segmented} cannot be expanded: {exc}", attribute=segmented) from None
             attribute = segmented
