@@ -199,3 +199,26 @@ def test_the_codestream_check_accepts_every_valid_compressed_file_of_the_corpus(
         assert _codestream.frame_mismatch(data, tsyntax, ds.Rows, ds.Columns) is None, path
         checked += 1
     assert checked >= 35  # pydicom's own test files alone hold 39 compressed images
+
+
+def test_segmented_palette_that_expands_to_gigabytes_is_refused_before_expansion():
+    # 20000 linear segments of 65535 entries: 120 kB that pydicom's expansion turns into 1.3e9 Python ints
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    ds = _image(pixels, PhotometricInterpretation="PALETTE COLOR")
+    segments = struct.pack("<%dH" % (3 + 3 * 20000), *((0, 1, 0) + (1, 65535, 65535) * 20000))
+    for colour in ("Red", "Green", "Blue"):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(ds, f"Segmented{colour}PaletteColorLookupTableData", segments)
+        ds[f"Segmented{colour}PaletteColorLookupTableData"].VR = "OW"
+    error, peak = _peak(lambda: dicomrender.render(ds))
+    assert isinstance(error, dicomrender.InvalidDatasetError), error
+    assert error.attribute == "SegmentedRedPaletteColorLookupTableData" and "256 entries" in str(error)
+    assert peak < SMALL
+    # a well-formed segmented palette of the same image still renders: one linear ramp 0 -> 65535 over 256 entries
+    ramp = struct.pack("<6H", 0, 1, 0, 1, 255, 65535)
+    for colour in ("Red", "Green", "Blue"):
+        setattr(ds, f"Segmented{colour}PaletteColorLookupTableData", ramp)
+    rgb = dicomrender.render(ds)
+    assert rgb.shape == (8, 8, 3)
+    expected = (np.round(np.linspace(0, 65535, 256)).astype(np.int64) >> 8).astype(np.uint8)[pixels]
+    np.testing.assert_array_equal(rgb[..., 0], expected)
