@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import os
 import pathlib
 import threading
 import warnings
@@ -36,7 +37,8 @@ def _installed(name: str) -> bool:
     return True
 
 
-needs_mr = pytest.mark.skipif(not _installed(MR_DIST),
+# CI installs the package, so there a missing package fails the tests instead of skipping them
+needs_mr = pytest.mark.skipif(not _installed(MR_DIST) and os.environ.get("CI", "").lower() != "true",
                               reason=f"pip install ./presets/{MR_DIST} (CI installs it) to test entry-point discovery")
 
 
