@@ -33,17 +33,20 @@ def target(request):
     _kernel.set_target(None)
 
 
-def _words(bits: int, signed: bool, allocated: int, extra: int = 0) -> np.ndarray:
-    """Every stored bit pattern twice (clean and with garbage above HighBit), plus an odd tail.
+#: Long enough that two threads really split the work (the kernel keeps small inputs on one thread).
+THREADED = 2 * _kernel.MIN_PIXELS_PER_THREAD + 1000
 
-    The length exceeds two kernel chunks for 16-bit data, so two threads really split it, and is
-    not a multiple of any vector width, so the scalar tails run too.
+
+def _words(bits: int, signed: bool, allocated: int, length: int = 0) -> np.ndarray:
+    """Every stored bit pattern (clean and with garbage above HighBit), repeated up to ``length``,
+    plus an odd tail, so the length is no multiple of any vector width and the scalar tails run too.
     """
     patterns = np.arange(1 << bits, dtype=np.uint32)
     garbage = np.uint32(((1 << allocated) - 1) ^ ((1 << bits) - 1))
+    base = np.concatenate([patterns, patterns | garbage])
     rng = np.random.default_rng(bits)
-    tail = rng.integers(0, 1 << allocated, size=37 + extra, dtype=np.uint64).astype(np.uint32)
-    words = np.concatenate([patterns, patterns | garbage, tail]).astype(f"u{allocated // 8}")
+    tail = rng.integers(0, 1 << allocated, size=37, dtype=np.uint64).astype(np.uint32)
+    words = np.concatenate([np.tile(base, max(1, -(-length // base.size))), tail]).astype(f"u{allocated // 8}")
     return words.view(f"{'i' if signed else 'u'}{allocated // 8}")
 
 
@@ -80,7 +83,7 @@ def _reference_render(words, fmt, modality, vois, invert):
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{f.bits_allocated}a{f.bits_stored}s{f.high_bit}h{'S' if f.signed else 'U'}")
 def test_every_path_equals_reference_on_every_stored_value(target, fmt):
     words = _words(fmt.bits_stored if fmt.high_bit == fmt.bits_stored - 1 else fmt.bits_allocated, fmt.signed,
-                   fmt.bits_allocated)
+                   fmt.bits_allocated, THREADED)
     affine_used = 0
     for slope, intercept, center, width, function in WINDOWS:
         modality = Rescale(slope, intercept)
@@ -103,7 +106,7 @@ def test_every_path_equals_reference_on_every_stored_value(target, fmt):
 @pytest.mark.parametrize("k", [2, 3, 4])
 def test_multi_window_one_pass_equals_reference(target, k):
     fmt = StoredFormat(16, 12, 11, False)
-    words = _words(12, False, 16, extra=70_000)
+    words = _words(12, False, 16, THREADED)
     all_vois = [Window(40, 80), Window(400, 1800), Window(-600, 1500, "LINEAR_EXACT"), Window(50, 350)]
     vois = all_vois[:k]
     modality = Rescale(1.0, -1024.0)
@@ -119,7 +122,7 @@ def test_multi_window_one_pass_equals_reference(target, k):
 
 def test_multi_window_falls_back_to_the_table_when_one_window_is_not_affine(target):
     fmt = StoredFormat(16, 16, 15, True)
-    words = _words(16, True, 16)
+    words = _words(16, True, 16, THREADED)
     vois = [Window(40, 80), Window(0, 900, "SIGMOID"), Window(-600, 1500)]
     modality = Rescale(1.0, -1024.0)
     assert windowing._compile(fmt, modality, vois, False).affine is None
@@ -134,11 +137,11 @@ def test_multi_window_falls_back_to_the_table_when_one_window_is_not_affine(targ
 def test_arithmetic_loops_equal_reference(target, dtype):
     rng = np.random.default_rng(11)
     if dtype.startswith("float"):
-        data = rng.normal(0, 1500, size=200_003).astype(dtype)
+        data = rng.normal(0, 1500, size=THREADED).astype(dtype)
         data[:6] = [np.nan, np.inf, -np.inf, 0.0, 39.5, 80.0]
     else:
         info = np.iinfo(dtype)
-        data = rng.integers(info.min, info.max, size=200_003, dtype=dtype, endpoint=True)
+        data = rng.integers(info.min, info.max, size=THREADED, dtype=dtype, endpoint=True)
     for slope, intercept, center, width, function in WINDOWS:
         for invert in (False, True):
             expected = _reference.render_reference(data, center, width, function=function, slope=slope,
@@ -193,6 +196,17 @@ def test_affine_parameters_are_checked(target):
     np.testing.assert_array_equal(out, np.arange(100))
 
 
+def test_small_inputs_stay_on_one_thread_and_volumes_split():
+    if not _kernel.HAVE_OPENMP:
+        assert _kernel.threads_for(THREADED, 2) == 1
+        pytest.skip("built without OpenMP: every loop runs on the calling thread")
+    assert _kernel.threads_for(512 * 512, 2) == 1           # one slice: waking a worker costs more
+    assert _kernel.threads_for(THREADED, 2) == 2            # what the tests above run with threads=2
+    assert _kernel.threads_for(64 * 512 * 512, 2) == 2
+    assert _kernel.threads_for(64 * 512 * 512, 0) == 1
+    assert _kernel.threads_for(0, 8) == 1
+
+
 def test_set_target_rejects_unknown_and_restores_best():
     with pytest.raises(ValueError, match="unknown target"):
         _kernel.set_target("sse9")
@@ -203,7 +217,7 @@ def test_set_target_rejects_unknown_and_restores_best():
 def test_concurrent_python_threads_get_exact_results():
     """The loops release the GIL; calls from several Python threads at once stay exact."""
     fmt = StoredFormat(16, 16, 15, True)
-    words = _words(16, True, 16, extra=200_000)
+    words = _words(16, True, 16, THREADED)
     cases = [(Rescale(1.0, -1024.0), [Window(40, 80)]), (Rescale(1.0, -1024.0), [Window(0, 900, "SIGMOID")]),
              (Rescale(2.0, 3.0), [Window(400, 1800), Window(40, 80), Window(-600, 1500)])]
     expected = [render_stored(words, fmt, m, v, path="reference") for m, v in cases]
@@ -251,7 +265,7 @@ def test_volume_render_allocates_only_the_output(path):
     peak = _peak_allocated(lambda: render_stored(volume, fmt, Rescale(1.0, -1024.0), vois, path=path))
     assert output_bytes <= peak < output_bytes + (1 << 20), peak
     # a cold cache adds only the tables' own temporaries (bounded by the 12-bit domain, not the image)
-    windowing._TABLE_CACHE.clear()
+    windowing._clear_caches()
     peak = _peak_allocated(lambda: window(volume, 40, 80, intercept=-1024, bits_stored=12))
     assert output_bytes <= peak < output_bytes + (4 << 20), peak
     # with out= nothing large is allocated at all

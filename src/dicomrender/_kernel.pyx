@@ -21,10 +21,13 @@ cdef extern from "_kernel_impl.h" nogil:
     int DR_MAX_WINDOWS
     int DR_N_TARGETS
     int DR_CHUNK
+    int DR_MIN_CHUNKS_PER_THREAD
     int dr_target_supported(int target)
     int dr_best_target()
     int dr_have_openmp()
     int dr_have_affine()
+    void dr_init()
+    int dr_threads_for(size_t n, int nthreads)
     void dr_affine_render(int target, int itemsize, const void *src, size_t n, const dr_affine *w, int k, uint8_t *out,
                    int shift, int bits, int is_signed, int nthreads)
     void dr_gather(int target, int itemsize, const void *src, size_t n, const uint8_t *tables,
@@ -32,14 +35,24 @@ cdef extern from "_kernel_impl.h" nogil:
     void dr_arith(int target, int kind, int itemsize, const void *src, size_t n, const dr_window *w, int k,
                   uint8_t *out, int shift, int bits, int is_signed, int nthreads)
 
-TARGETS = ("baseline", "avx2", "avx512")
+TARGETS = ("baseline", "avx2", "avx512", "avx512vbmi")
 MAX_WINDOWS = DR_MAX_WINDOWS
 CHUNK = DR_CHUNK
+#: Inputs below this many pixels per thread use fewer threads (one 512 x 512 slice: one thread).
+MIN_PIXELS_PER_THREAD = DR_CHUNK * DR_MIN_CHUNKS_PER_THREAD
 HAVE_OPENMP = bool(dr_have_openmp())
 #: Whether float arithmetic is plain IEEE single precision, so the affine path may be used.
 HAVE_AFFINE = bool(dr_have_affine())
 
+dr_init()
 cdef int _target = dr_best_target()
+
+
+def threads_for(Py_ssize_t n, int nthreads):
+    """How many threads a loop over ``n`` pixels runs on when ``nthreads`` are asked for."""
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    return dr_threads_for(n, nthreads)
 
 
 def supported_targets():

@@ -60,13 +60,19 @@ typedef struct {
 #define DR_HAVE_AFFINE 0
 #endif
 
-/* Pixels per parallel chunk; below two chunks the loop stays on one thread. */
+/* Pixels per parallel chunk.  Each thread gets at least DR_MIN_CHUNKS_PER_THREAD chunks
+ * (a quarter megapixel, tens of microseconds of work): waking a worker costs microseconds on
+ * an idle core and can cost a scheduler tick on a busy machine, so one 512 x 512 slice stays
+ * on the calling thread and volumes use every thread. */
 #define DR_CHUNK 65536
+#define DR_MIN_CHUNKS_PER_THREAD 4
 
 #define DR_TARGET_BASELINE 0
 #define DR_TARGET_AVX2 1
 #define DR_TARGET_AVX512 2
-#define DR_N_TARGETS 3
+/* AVX-512 plus VBMI byte permutes: the same loops, and a one-pass RGB interleave. */
+#define DR_TARGET_AVX512VBMI 3
+#define DR_N_TARGETS 4
 
 static inline uint8_t dr_to_uint8(double y, int invert)
 {
@@ -442,6 +448,128 @@ DR_AVX2_ATTR static void dr_affine_u16_avx2(const uint16_t *s, size_t n, const d
 {
     dr_affine_any_256(s, 2, n, w, k, out, shift, bits, is_signed);
 }
+
+/* ---- three windows to RGB with AVX-512 VBMI ------------------------------
+ * The three channels of 64 pixels come out of the packs in lane order (see
+ * dr_rgb_source); two byte permutes per 64 output bytes gather and interleave
+ * them directly.  When all three windows share a pivot, d is computed once. */
+#define DR_VBMI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+
+/* Byte index, inside a packed channel vector, of pixel p (0..63). */
+static inline int dr_rgb_source(int p)
+{
+    int half = p >= 32, q = p & 31;
+    return 16 * (q >> 3) + 8 * half + (q & 7);
+}
+
+typedef struct {
+    uint8_t idx01[3][64]; /* vpermt2b indices over channels 0 (0..63) and 1 (64..127) */
+    uint8_t idx2[3][64];  /* vpermb indices into channel 2 */
+    uint64_t mask2[3];    /* output bytes taken from channel 2 */
+} dr_rgb_tables;
+
+static dr_rgb_tables dr_rgb;
+static int dr_rgb_ready = 0;
+
+static void dr_rgb_init(void)
+{
+    if (dr_rgb_ready) return;
+    for (int z = 0; z < 3; z++) {
+        dr_rgb.mask2[z] = 0;
+        for (int t = 0; t < 64; t++) {
+            int o = 64 * z + t, p = o / 3, j = o % 3, src = dr_rgb_source(p);
+            dr_rgb.idx01[z][t] = (uint8_t)(j == 1 ? 64 + src : src);
+            dr_rgb.idx2[z][t] = (uint8_t)src;
+            if (j == 2) dr_rgb.mask2[z] |= (uint64_t)1 << t;
+        }
+    }
+    dr_rgb_ready = 1;
+}
+
+DR_VBMI_ATTR DR_INLINE __m512i dr_rgb_channel(__m512 d0l, __m512 d0h, __m512 d1l, __m512 d1h, __m512 a, __m512 b)
+{
+    __m512i r0 = _mm512_packs_epi32(_mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d0l, a), b)),
+                                    _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d0h, a), b)));
+    __m512i r1 = _mm512_packs_epi32(_mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d1l, a), b)),
+                                    _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d1h, a), b)));
+    return _mm512_packus_epi16(r0, r1);
+}
+
+DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const int itemsize, size_t n,
+                                               const dr_affine *restrict w, uint8_t *restrict out, int shift,
+                                               int bits, int is_signed, const int mode)
+{
+    const __m128i left = _mm_cvtsi32_si128(16 - shift - bits), right = _mm_cvtsi32_si128(16 - bits);
+    const __m128i sh = _mm_cvtsi32_si128(shift);
+    const __m512i mask = _mm512_set1_epi16((short)((1u << bits) - 1)), magic = _mm512_set1_epi16(0x4B00);
+    const int shared = w[0].pivot == w[1].pivot && w[0].pivot == w[2].pivot;
+    __m512 origin[3], a[3], b[3];
+    for (int j = 0; j < 3; j++) {
+        origin[j] = _mm512_set1_ps(dr_affine_origin(&w[j], is_signed));
+        a[j] = _mm512_set1_ps(w[j].a);
+        b[j] = _mm512_set1_ps(w[j].b);
+    }
+    __m512i idx01[3], idx2[3];
+    for (int z = 0; z < 3; z++) {
+        idx01[z] = _mm512_loadu_si512((const void *)dr_rgb.idx01[z]);
+        idx2[z] = _mm512_loadu_si512((const void *)dr_rgb.idx2[z]);
+    }
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i e0, e1;
+        if (itemsize == 2) {
+            e0 = _mm512_loadu_si512((const void *)((const uint16_t *)src + i));
+            e1 = _mm512_loadu_si512((const void *)((const uint16_t *)src + i + 32));
+        } else {
+            e0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((const uint8_t *)src + i)));
+            e1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((const uint8_t *)src + i + 32)));
+        }
+        e0 = dr_extract_512(e0, mode, left, right, sh, mask);
+        e1 = dr_extract_512(e1, mode, left, right, sh, mask);
+        __m512 l0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(e0, magic));
+        __m512 h0 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(e0, magic));
+        __m512 l1 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(e1, magic));
+        __m512 h1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(e1, magic));
+        __m512i c[3];
+        if (shared) {
+            __m512 d0l = _mm512_sub_ps(l0, origin[0]), d0h = _mm512_sub_ps(h0, origin[0]);
+            __m512 d1l = _mm512_sub_ps(l1, origin[0]), d1h = _mm512_sub_ps(h1, origin[0]);
+            for (int j = 0; j < 3; j++) c[j] = dr_rgb_channel(d0l, d0h, d1l, d1h, a[j], b[j]);
+        } else {
+            for (int j = 0; j < 3; j++)
+                c[j] = dr_rgb_channel(_mm512_sub_ps(l0, origin[j]), _mm512_sub_ps(h0, origin[j]),
+                                      _mm512_sub_ps(l1, origin[j]), _mm512_sub_ps(h1, origin[j]), a[j], b[j]);
+        }
+        for (int z = 0; z < 3; z++) {
+            __m512i x = _mm512_permutex2var_epi8(c[0], idx01[z], c[1]);
+            x = _mm512_mask_permutexvar_epi8(x, dr_rgb.mask2[z], idx2[z], c[2]);
+            _mm512_storeu_si512((void *)(out + 3 * i + 64 * z), x);
+        }
+    }
+    for (; i < n; i++) {
+        uint32_t word = itemsize == 2 ? ((const uint16_t *)src)[i] : ((const uint8_t *)src)[i];
+        int32_t v = dr_stored16(word, shift, bits, is_signed);
+        for (int j = 0; j < 3; j++) out[3 * i + j] = dr_affine_px(v, &w[j]);
+    }
+}
+
+DR_VBMI_ATTR static void dr_affine_rgb_vbmi(const void *src, int itemsize, size_t n, const dr_affine *w,
+                                            uint8_t *out, int shift, int bits, int is_signed)
+{
+    int mode = dr_affine_mode(itemsize, shift, bits, is_signed);
+    if (itemsize == 2) {
+        switch (mode) {
+        case DR_MODE_UNSIGNED_FULL: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 0); break;
+        case DR_MODE_UNSIGNED_PART: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 1); break;
+        case DR_MODE_SIGNED_FULL: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 2); break;
+        default: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 3); break;
+        }
+    } else if (is_signed) {
+        dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 3);
+    } else {
+        dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 1);
+    }
+}
 #endif
 
 /* ---- run-time dispatch --------------------------------------------------- */
@@ -455,6 +583,8 @@ static int dr_target_supported(int target)
     if (target == DR_TARGET_AVX512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl");
+    if (target == DR_TARGET_AVX512VBMI)
+        return dr_target_supported(DR_TARGET_AVX512) && __builtin_cpu_supports("avx512vbmi");
 #endif
     return 0;
 }
@@ -469,7 +599,7 @@ static int dr_best_target(void)
 #if DR_HAVE_X86_TARGETS
 #define DR_DISPATCH(target, FN, ...)                          \
     do {                                                      \
-        if ((target) == DR_TARGET_AVX512) FN##_avx512(__VA_ARGS__); \
+        if ((target) >= DR_TARGET_AVX512) FN##_avx512(__VA_ARGS__); \
         else if ((target) == DR_TARGET_AVX2) FN##_avx2(__VA_ARGS__); \
         else FN##_base(__VA_ARGS__);                          \
     } while (0)
@@ -486,14 +616,28 @@ static int dr_have_openmp(void)
 #endif
 }
 
+/* Threads a loop over n pixels uses when nthreads are asked for. */
+static int dr_threads_for(size_t n, int nthreads)
+{
+#ifdef _OPENMP
+    size_t most = n / ((size_t)DR_CHUNK * DR_MIN_CHUNKS_PER_THREAD);
+    if (nthreads < 1) nthreads = 1;
+    if ((size_t)nthreads > most) nthreads = most < 1 ? 1 : (int)most;
+    return nthreads;
+#else
+    (void)n;
+    (void)nthreads;
+    return 1;
+#endif
+}
+
 /* Split [0, n) into chunks and run BODY(start, count) on up to nthreads threads. */
 #ifdef _OPENMP
 #define DR_PARALLEL(n, nthreads, BODY)                                                  \
     do {                                                                                \
         size_t n_chunks_ = ((n) + DR_CHUNK - 1) / DR_CHUNK;                             \
-        int threads_ = (nthreads) < 1 ? 1 : (nthreads);                                 \
-        if (threads_ > 1 && n_chunks_ > 1) {                                            \
-            if ((size_t)threads_ > n_chunks_) threads_ = (int)n_chunks_;                \
+        int threads_ = dr_threads_for((n), (nthreads));                                 \
+        if (threads_ > 1) {                                                             \
             ptrdiff_t per_ = (ptrdiff_t)((n_chunks_ + threads_ - 1) / threads_) * DR_CHUNK; \
             _Pragma("omp parallel for num_threads(threads_) schedule(static, 1)")       \
             for (int t_ = 0; t_ < threads_; t_++) {                                     \
@@ -533,9 +677,24 @@ static void dr_gather(int target, int itemsize, const void *src, size_t n, const
 
 static int dr_have_affine(void) { return DR_HAVE_AFFINE; }
 
+/* One-time set-up at import, before any loop can run on several threads. */
+static void dr_init(void)
+{
+#if DR_HAVE_X86_TARGETS
+    dr_rgb_init();
+#endif
+}
+
 static void dr_affine_render(int target, int itemsize, const void *src, size_t n, const dr_affine *w, int k, uint8_t *out,
                       int shift, int bits, int is_signed, int nthreads)
 {
+#if DR_HAVE_X86_TARGETS
+    if (target == DR_TARGET_AVX512VBMI && k == 3) {
+        const uint8_t *s = (const uint8_t *)src;
+        DR_PARALLEL(n, nthreads, dr_affine_rgb_vbmi(s + (size_t)itemsize * start, itemsize, count, w, out + 3 * start, shift, bits, is_signed));
+        return;
+    }
+#endif
     if (itemsize == 1) {
         const uint8_t *s = (const uint8_t *)src;
         DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_affine_u8, s + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));

@@ -186,7 +186,7 @@ class StoredFormat:
 
     @property
     def unsigned_dtype(self) -> np.dtype:
-        return np.dtype(f"u{self.bits_allocated // 8}")
+        return _UNSIGNED[self.bits_allocated]
 
     def domain(self) -> np.ndarray:
         """Stored value of every bit pattern ``0 .. 2**bits_stored - 1``, in pattern order."""
@@ -196,6 +196,8 @@ class StoredFormat:
     def stored(self, raw: np.ndarray) -> np.ndarray:
         return _reference.stored_values(raw, self.bits_stored, self.high_bit, self.signed)
 
+
+_UNSIGNED = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16), 32: np.dtype(np.uint32)}
 
 Modality = Union[Rescale, ModalityLut]
 VOI = Union[Window, VOILut]
@@ -242,7 +244,25 @@ class _Compiled:
         self.affine = affine
 
 
+#: The same cache keyed by the parameter objects themselves: one dict look-up per call.  Holding
+#: the objects keeps them alive, so an identity-hashed LUT item can never alias a new one.
+_COMPILED_BY_OBJECT: dict = {}
+
+
 def _compile(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> _Compiled:
+    fast_key = (fmt, modality, tuple(vois), invert)
+    compiled = _COMPILED_BY_OBJECT.get(fast_key)
+    if compiled is not None:
+        return compiled
+    compiled = _compile_by_value(fmt, modality, vois, invert)
+    with _TABLE_LOCK:
+        if len(_COMPILED_BY_OBJECT) >= _TABLE_CACHE_SIZE:
+            _COMPILED_BY_OBJECT.clear()
+        _COMPILED_BY_OBJECT[fast_key] = compiled
+    return compiled
+
+
+def _compile_by_value(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> _Compiled:
     key = (fmt.bits_stored, fmt.signed, _transform_key(modality), tuple(_transform_key(v) for v in vois), bool(invert))
     with _TABLE_LOCK:
         compiled = _TABLE_CACHE.get(key)
@@ -262,6 +282,14 @@ def _compile(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert:
     return compiled
 
 
+def _clear_caches() -> None:
+    """Forget every compiled table and parsed argument set (for tests and memory measurements)."""
+    with _TABLE_LOCK:
+        _TABLE_CACHE.clear()
+        _COMPILED_BY_OBJECT.clear()
+        _WINDOW_PLANS.clear()
+
+
 def build_tables(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> np.ndarray:
     """One uint8 table per VOI over every stored bit pattern (cached)."""
     return _compile(fmt, modality, vois, invert).tables
@@ -271,8 +299,20 @@ def build_tables(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], inv
 _AFFINE_LIMIT = float(1 << 30)
 
 
+def _preferred_pivot(fmt: StoredFormat, modality: Rescale, voi: Window) -> int:
+    """The stored value at the window centre (clipped to the domain): |s - pivot| * a stays small."""
+    x_mid = voi.center - 0.5 if voi.function == "LINEAR" else voi.center
+    low = -(1 << (fmt.bits_stored - 1)) if fmt.signed else 0
+    high = low + (1 << fmt.bits_stored) - 1
+    if modality.slope == 0:
+        return 0
+    with np.errstate(all="ignore"):
+        s = (x_mid - modality.intercept) / modality.slope
+    return int(np.clip(np.round(s), low, high)) if np.isfinite(s) else 0
+
+
 def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: bool,
-                    table: np.ndarray) -> Optional[tuple]:
+                    table: np.ndarray, pivot: int) -> Optional[tuple]:
     """(a, b, pivot) of the kernel's float32 affine path for one window, or None.
 
     A LINEAR or LINEAR_EXACT window after a rescale is ``y = A * (s - pivot) + B``
@@ -287,15 +327,11 @@ def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: b
     if voi.function == "LINEAR":
         if w <= 1:
             return None
-        scale, x_mid = 255.0 / (w - 1), c - 0.5
+        scale = 255.0 / (w - 1)
     elif voi.function == "LINEAR_EXACT":
-        scale, x_mid = 255.0 / w, c
+        scale = 255.0 / w
     else:
         return None
-    low = -(1 << (fmt.bits_stored - 1)) if fmt.signed else 0
-    high = low + (1 << fmt.bits_stored) - 1
-    # Pivot near the window centre so |s - pivot| * a stays small and float32 keeps its precision there.
-    pivot = int(np.clip(np.round((x_mid - intercept) / slope), low, high)) if slope != 0 else 0
     slope_out = -slope * scale if invert else slope * scale
     with np.errstate(over="ignore"):  # a slope beyond float32 becomes inf and is refused just below
         a = np.float32(slope_out)
@@ -327,12 +363,16 @@ def _prove_affine(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], in
     if not _kernel.HAVE_AFFINE or fmt.bits_allocated > 16 or not isinstance(modality, Rescale) \
             or not all(isinstance(v, Window) for v in vois):
         return None
-    rows = []
-    for voi, table in zip(vois, tables):
-        row = _affine_channel(fmt, modality, voi, invert, table)
-        if row is None:
-            return None
-        rows.append(row)
+    pivots = [_preferred_pivot(fmt, modality, v) for v in vois]
+    # Several windows first try one shared pivot (the kernel then computes s - pivot once).
+    candidates = ([[int(np.median(pivots))] * len(vois)] if len(vois) > 1 else []) + [pivots]
+    for candidate in candidates:
+        rows = [_affine_channel(fmt, modality, voi, invert, table, pivot)
+                for voi, table, pivot in zip(vois, tables, candidate)]
+        if all(row is not None for row in rows):
+            break
+    else:
+        return None
     params = np.array(rows, dtype=np.float64)
     params.setflags(write=False)
     return params
