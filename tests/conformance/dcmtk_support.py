@@ -346,10 +346,11 @@ class Comparison:
 
 
 def compare(comparison: Comparison, dcmtk: np.ndarray, ours: np.ndarray, stored: np.ndarray,
-            modality: ExactModality, voi, float_voi, invert: bool) -> None:
+            modality: ExactModality, voi, float_voi, invert: bool, unique: Optional[tuple] = None) -> None:
     """Judge ``dcmtk`` against the rule, given our render ``ours`` of the same frames with ``float_voi``.
 
-    ``stored`` are the stored values (same shape), ``modality`` the exact
+    ``stored`` are the stored values (same shape; ``unique`` their
+    ``np.unique(stored, return_inverse=True)`` if known), ``modality`` the exact
     modality transform as dcmtk applies it, ``voi`` the exact VOI and
     ``float_voi`` dicomrender's (``Window`` or ``VOILut``).  Checks, for every
     pixel:
@@ -364,8 +365,9 @@ def compare(comparison: Comparison, dcmtk: np.ndarray, ours: np.ndarray, stored:
     if dcmtk.shape != ours.shape:
         comparison.failures.append(f"{comparison.label}: shape {dcmtk.shape} (dcmtk) != {ours.shape}")
         return
-    uniq, inverse = np.unique(stored, return_inverse=True)
-    inverse = inverse.reshape(stored.shape)
+    if unique is None:
+        unique = np.unique(stored, return_inverse=True)
+    uniq, inverse = unique[0], unique[1].reshape(stored.shape)
     exact_m = ExactModality(modality.slope, modality.intercept, modality.lut, modality.first, truncate=False)
     reference = _reference.to_uint8(float_voi.values(exact_m.float_values(uniq)), invert)
     bad = ours != reference[inverse]
