@@ -168,54 +168,67 @@ if pytest is not None:
 # ---- the script: a Markdown table ------------------------------------------------------
 
 
-def _best(fn, out: Path, repeat: int) -> float:
-    """Best time of ``repeat`` runs, each into an empty output folder (a first conversion)."""
-    best = float("inf")
-    for _ in range(repeat):
-        shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def measure(count: int, repeat: int, workdir: Path) -> list:
+    """``(name, best wall seconds, best CPU seconds or None)`` per method.
+
+    The methods take turns, ``repeat`` rounds, each run into an empty output
+    folder (a first conversion), so that load from other processes hits them
+    alike; the best round counts.  CPU time is this process's (serial methods).
+    """
     src = workdir / "src"
     paths = make_tree(src, count)
     out = workdir / "out"
     image = dicomrender.render(paths[0])
     jobs = os.cpu_count() or 1
     cases = [
-        ("read + save floor (pydicom read, Pillow save of a ready uint8 image)",
-         lambda: read_save_floor(src, paths, out / "floor", image)),
-        ("plain script (pydicom `pixel_array` + numpy window + Pillow)",
-         lambda: plain_script(src, paths, out / "plain")),
-        ("`dicomrender.convert(jobs=1)` (serial)", lambda: run_convert(src, out / "serial", 1)),
-        ("`dicomrender.convert(jobs=1, fsync=True)` (serial, each image flushed to disk)",
-         lambda: run_convert(src, out / "fsync", 1, fsync=True)),
-        (f"`dicomrender.convert()` (process pool, {jobs} workers)", lambda: run_convert(src, out / "pool", jobs)),
-        (f"`dicomrender convert SRC -o OUT` (command line, {jobs} workers, interpreter start included)",
-         lambda: run_cli(src, out / "cli")),
+        ("read + save floor (pydicom read, Pillow save of a ready uint8 image)", True,
+         lambda: read_save_floor(src, paths, out, image)),
+        ("plain script (pydicom `pixel_array` + numpy window + Pillow)", True, lambda: plain_script(src, paths, out)),
+        ("`dicomrender.convert(jobs=1)` (serial)", True, lambda: run_convert(src, out, 1)),
+        ("`dicomrender.convert(jobs=1, fsync=True)` (serial, each image flushed to disk)", True,
+         lambda: run_convert(src, out, 1, fsync=True)),
+        (f"`dicomrender.convert()` (process pool, {jobs} workers)", False, lambda: run_convert(src, out, jobs)),
+        (f"`dicomrender convert SRC -o OUT` (command line, {jobs} workers, interpreter start included)", False,
+         lambda: run_cli(src, out)),
     ]
-    for _, fn in cases:  # warm the page cache, the imports and the fork server
-        fn()
-    results = []
-    for name, fn in cases:
-        seconds = _best(fn, out, repeat)
-        results.append((name, seconds))
-    return results
+    wall = {name: float("inf") for name, _, _ in cases}
+    cpu = {name: float("inf") for name, _, _ in cases}
+    for round_ in range(repeat + 1):  # round 0 warms the page cache, the imports and the fork server
+        for name, serial, fn in cases:
+            shutil.rmtree(out, ignore_errors=True)
+            start, start_cpu, start_children = time.perf_counter(), time.process_time(), _children_cpu()
+            fn()
+            if round_:
+                seconds = time.perf_counter() - start
+                if seconds < wall[name]:
+                    # CPU of this process, plus that of finished child processes (the command line and
+                    # the workers it forked); the API's pool forks from a forkserver: not counted.
+                    wall[name] = seconds
+                    cpu[name] = time.process_time() - start_cpu + _children_cpu() - start_children
+    return [(name, wall[name], cpu[name] if serial or "command line" in name else None) for name, serial, _ in cases]
 
 
-def table(results: list, count: int, repeat: int) -> str:
-    floor = results[0][1]
-    serial = next(s for n, s in results if n.startswith("`dicomrender.convert(jobs=1)`"))
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def table(results: list, count: int, repeat: int, load: tuple) -> str:
+    floor, floor_cpu = results[0][1], results[0][2]
+    serial = next(s for n, s, _ in results if n.startswith("`dicomrender.convert(jobs=1)`"))
     lines = [f"Files/s converting {count} synthetic 512x512 12-bit CT files (4 folders, JPEG quality {QUALITY}); "
-             f"best of {repeat} runs; {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-             f"Python {platform.python_version()}, dicomrender {dicomrender.__version__}.", "",
-             "| method | files/s | ms/file | vs floor | vs serial convert |", "|---|---:|---:|---:|---:|"]
-    for name, seconds in results:
+             f"best of {repeat} rounds; {os.cpu_count()} cores, {platform.machine()}, "
+             f"Python {platform.python_version()}, dicomrender {dicomrender.__version__}; "
+             f"load average {load[0]:.1f} before, {load[1]:.1f} after.", "",
+             "| method | files/s | ms/file | vs floor | vs serial convert | CPU ms/file | CPU vs floor | cores busy |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, seconds, cpu in results:
+        cpu_cells = (f"{cpu / count * 1e3:.2f} | {floor_cpu / cpu:.2f}x | {cpu / seconds:.2f}" if cpu is not None
+                     else "- | - | -")
         lines.append(f"| {name} | {count / seconds:.0f} | {seconds / count * 1e3:.2f} | {floor / seconds:.2f}x | "
-                     f"{serial / seconds:.2f}x |")
+                     f"{serial / seconds:.2f}x | {cpu_cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -226,11 +239,12 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-convert-"))
+    before = os.getloadavg()[0]
     try:
         results = measure(args.files, args.repeat, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    text = table(results, args.files, args.repeat)
+    text = table(results, args.files, args.repeat, (before, os.getloadavg()[0]))
     command = "python benchmarks/bench_convert.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text += f"\nCommand: `{command.strip()}`\n"
     print(text)

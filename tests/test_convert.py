@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_dataset, write_dataset
+from synthetic import make_dataset, write_dataset
 from PIL import Image
 
 from dicomrender import _reference, cli
@@ -447,8 +447,9 @@ def test_rerun_reads_headers_only(tmp_path, monkeypatch):
     result = convert(src, out, jobs=1)
     assert result.written == 0 and len(result.ok) == 2
     assert reads == []  # complete outputs: Pixel Data never read
-    result = convert(src, out, jobs=1, overwrite=True)
-    assert result.written == 4 and len(reads) == 2
+    (out / "big0_0002.jpg").unlink()
+    result = convert(src, out, jobs=1)
+    assert result.written == 1 and len(reads) == 1  # the header, then Pixel Data of big0 only
 
 
 def test_package_exports_convert():

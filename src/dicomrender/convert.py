@@ -49,6 +49,8 @@ TEMP_SUFFIX = ".tmp"
 #: Pixel Data (and other elements) larger than this are read only when rendering, so the header
 #: read that decides whether a file needs converting stays small.
 _DEFER_SIZE = 64 * 1024
+#: Files up to this size are read in one go when they are going to be rendered.
+_WHOLE_READ_LIMIT = 256 * 1024 * 1024
 #: Groups a DICOM data set without preamble starts with (command, file meta, identifying), either byte order.
 _HEADLESS_STARTS = (b"\x00\x00", b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 _FORMATS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
@@ -220,31 +222,44 @@ def is_dicom_header(head: bytes) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
-def _read(path: str):
-    """The data set with Pixel Data deferred; :class:`NotDicomError` for anything that is not DICOM."""
+def _read(path: str, whole: bool):
+    """``(dataset, file size)``; :class:`NotDicomError` for anything that is not DICOM.
+
+    ``whole``: read the file in one go (it is going to be rendered); else
+    leave large values (Pixel Data) on disk until used, so that deciding that
+    a file needs no work costs a header read.
+    """
+    import io
+
     import pydicom
 
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO or a device could block or never end
         raise NotDicomError("not a regular file", filename=path)
+    whole = whole and st.st_size <= _WHOLE_READ_LIMIT
     with open(path, "rb") as f:
-        head = f.read(132)
-    if is_dicom_header(head):
-        return pydicom.dcmread(path, defer_size=_DEFER_SIZE)
-    # Without the preamble a file is DICOM when its data set parses and looks like one.
-    if head[:2] not in _HEADLESS_STARTS:
+        data = f.read() if whole else f.read(132)
+    source = io.BytesIO(data) if whole else path
+    options = {} if whole else {"defer_size": _DEFER_SIZE}
+    if is_dicom_header(data[:132]):
+        ds = pydicom.dcmread(source, **options)
+    elif data[:2] not in _HEADLESS_STARTS:
         raise NotDicomError("not a DICOM file (no DICM marker at byte 128)", filename=path)
-    try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=True)
-    except Exception as exc:
-        raise NotDicomError(f"not a DICOM file (no DICM marker; parse failed: {type(exc).__name__}: {exc})",
-                            filename=path) from None
-    if "SOPClassUID" not in ds and "Rows" not in ds:
-        raise NotDicomError("not a DICOM file (no DICM marker and no SOP Class or image attributes)", filename=path)
-    return ds
+    else:
+        # Without the preamble a file is DICOM when its data set parses and looks like one.
+        try:
+            ds = pydicom.dcmread(source, force=True, **options)
+        except Exception as exc:
+            raise NotDicomError(f"not a DICOM file (no DICM marker; parse failed: {type(exc).__name__}: {exc})",
+                                filename=path) from None
+        if "SOPClassUID" not in ds and "Rows" not in ds:
+            raise NotDicomError("not a DICOM file (no DICM marker and no SOP Class or image attributes)",
+                                filename=path)
+    ds.filename = path  # error messages name the file
+    return ds, len(data) if whole else st.st_size
 
 
-def _parsed_to_end(ds, path: str) -> Optional[bool]:
+def _parsed_to_end(ds, path: str, size: int) -> Optional[bool]:
     """Whether the last element ends exactly at the end of the file (None: cannot tell).
 
     pydicom returns what it could read of a truncated file without a word; a
@@ -261,7 +276,6 @@ def _parsed_to_end(ds, path: str) -> Optional[bool]:
     length, offset = getattr(element, "length", None), getattr(element, "value_tell", None)
     if length is None or offset is None or length == 0xFFFFFFFF:
         return None
-    size = os.path.getsize(path)
     end = offset + length
     if end > size:
         keyword = _keyword(element.tag)
@@ -434,10 +448,13 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     from .image import _PIXEL_KEYWORDS
     from .render import encode_image, render
 
-    ds = _read(task.path)
-    whole = _parsed_to_end(ds, task.path)
+    # Unless an output of this file exists already, it is going to be rendered: read it in one go.
+    first = os.path.join(options.outdir, task.stem)
+    new = options.overwrite or not any(os.path.lexists(first + end + options.suffix) for end in ("", "_0001"))
+    ds, size = _read(task.path, whole=new)
+    complete = _parsed_to_end(ds, task.path, size)
     if not any(keyword in ds for keyword, _ in _PIXEL_KEYWORDS):
-        if whole is not False and "SOPClassUID" in ds and "Rows" not in ds:
+        if complete is not False and "SOPClassUID" in ds and "Rows" not in ds:
             sop = ds.SOPClassUID
             name = getattr(sop, "name", "") or str(sop)
             return ConvertRecord(task.source, SKIPPED, error="NoImage",
