@@ -30,7 +30,6 @@ def dcmtk():
     if not dcmtk_support.dcmtk_available():
         _unavailable("dcmtk (dcm2pnm, dcmj2pnm, dcml2pnm)")
     try:
-        import pydicom.data
         dcmtk_support.test_file("MR2_UNCI.dcm")
     except Exception:
         _unavailable("pydicom-data")

@@ -23,14 +23,14 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import pydicom
 
 from dicomrender import _reference
 from dicomrender.image import ImageInfo
-from dicomrender.windowing import ModalityLut, Rescale, VOILut, Window
+from dicomrender.windowing import ModalityLut
 
 # ---------------------------------------------------------------------------
 # The files
