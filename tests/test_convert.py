@@ -198,6 +198,9 @@ def test_frames_selection_and_jpeg_quality(tree, tmp_path):
     assert list(third) == ["cine_0003.png"]
     np.testing.assert_array_equal(_pixels(third["cine_0003.png"]), expected["series1/sub/cine_0003.png"])
     assert cli.main(["convert", str(cine), "-o", str(tmp_path / "bad"), "--frames", "3", "-q"]) == 1
+    # a frame index selects among the frames of multi-frame files; single-frame files give their image
+    assert cli.main(["convert", str(src / "series1"), "-o", str(tmp_path / "mixed"), "--frames", "1", "-q"]) == 0
+    assert sorted(_outputs(tmp_path / "mixed")) == ["ct_0.jpg", "ct_1.jpg", "sub/cine_0002.jpg"]
     sizes = []
     for quality in (30, 95):
         out = tmp_path / f"q{quality}"
@@ -253,6 +256,7 @@ def test_colliding_output_names_fail_the_second_file(tmp_path):
     ["{src}", "--quality", "0"],
     ["{src}", "--preset", "header", "--window", "40", "80"],
     ["{src}", "--format", "tiff"],
+    ["{src}", "--timeout", "5", "--scheduler", "tcp://127.0.0.1:1"],
 ])
 def test_bad_usage_exits_2_and_writes_nothing(tree, tmp_path, args):
     src, _ = tree
@@ -507,3 +511,32 @@ def test_warnings_go_to_the_report_not_the_terminal(tree, tmp_path, monkeypatch,
         ("ct_0.dcm", "warning: odd header in ct_0.dcm"), ("ct_1.DCM", "warning: odd header in ct_1.DCM"),
         ("cine.dcm", "warning: odd header in cine.dcm")]
     assert len(recwarn) == 0
+
+
+def test_dask_client_and_local_scheduler_paths(tree, tmp_path, dask_cluster, monkeypatch):
+    import dask.distributed
+
+    src, _ = tree
+    reference = convert(src, tmp_path / "ref", jobs=1)
+    with dask.distributed.Client(dask_cluster) as client:
+        result = convert(src, tmp_path / "client", scheduler=client)
+        assert client.status == "running"  # a Client given by the caller stays open
+    assert _outputs(tmp_path / "client") == _outputs(tmp_path / "ref")
+    assert result.records == reference.records
+
+    started = []
+
+    class Reused:  # "local" starts a LocalCluster: reuse the running one instead of starting another
+        def __init__(self, **kwargs):
+            started.append(kwargs)
+            self.scheduler_address = dask_cluster.scheduler_address
+
+        def close(self):
+            started.append("closed")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", Reused)
+    monkeypatch.setattr(dask.distributed, "Client", lambda cluster: dask.distributed.client.Client(
+        cluster.scheduler_address))
+    result = convert(src, tmp_path / "local", scheduler="local", jobs=2)
+    assert started == [dict(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None), "closed"]
+    assert _outputs(tmp_path / "local") == _outputs(tmp_path / "ref")

@@ -306,6 +306,8 @@ def _frame_count(ds, path: str) -> int:
 
 
 def _selected_frames(frames: int, selection, path: str) -> List[int]:
+    if frames == 1:  # the selection is about multi-frame files
+        return [0]
     if selection == "all":
         return list(range(frames))
     if selection == "first":
@@ -768,7 +770,7 @@ def _run_dask(tasks: List[ConvertTask], options: ConvertOptions, scheduler, jobs
 # ---- the API -------------------------------------------------------------------
 
 
-def _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout):
+def _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout, scheduler):
     from .presets import get_preset
     from .windowing import Window
 
@@ -803,6 +805,8 @@ def _check_options(preset, window, format, quality, compress_level, frames, jobs
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if timeout is not None and not float(timeout) > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    if timeout is not None and scheduler is not None:
+        raise ValueError("timeout applies to the local process pool; it cannot be combined with a scheduler")
     return names, window, frames
 
 
@@ -832,7 +836,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     compress_level : int
         PNG compression level (0-9).
     frames : "all", "first" or int
-        Which frames of multi-frame files: all, the first, or one 0-based index.
+        Which frames of multi-frame files: all, the first, or one 0-based index
+        (a file without that frame fails).  Single-frame files give their image.
     jobs : int, optional
         Worker processes (default: all cores).  ``1`` converts in this process
         (unless ``timeout`` is given: then in one worker process).
@@ -849,7 +854,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
         Show a progress bar (default: when stderr is a terminal).
     timeout : float, optional
         Seconds one file may take in a worker process before the worker is
-        stopped and the file recorded as failed (process pool only).
+        stopped and the file recorded as failed (process pool only, not with
+        ``scheduler``).
     fsync : bool
         Flush each image to the disk before it gets its name (durable against
         power loss; slower).
@@ -871,7 +877,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     started = time.monotonic()
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
-    preset, window, frames = _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout)
+    preset, window, frames = _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout,
+                                            scheduler)
     jobs = int(jobs) if jobs is not None else (os.cpu_count() or 1)
     tasks, collisions = collect_tasks(sources, outdir)
     os.makedirs(outdir, exist_ok=True)
