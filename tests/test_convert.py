@@ -292,6 +292,46 @@ def test_dicom_detection_by_content(tmp_path):
         "garbage": ("skipped", "NotDicomError"), "x.dcm": ("ok", "")}
 
 
+def test_real_files_native_compressed_colour_and_non_images(tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    import dicomrender
+
+    src = tmp_path / "src"
+    names = {"CT_small.dcm": "ct/CT_small", "emri_small.dcm": "mr/emri", "MR_small_RLE.dcm": "mr/rle.dcm",
+             "JPEG2000.dcm": "ct/j2k.dcm", "SC_rgb.dcm": "sc/rgb.dcm", "rtplan.dcm": "rt/plan.dcm",
+             "DICOMDIR": "DICOMDIR"}
+    for name, target in names.items():
+        (src / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(get_testdata_file(name), src / target)
+    before = _hashes(src)
+    result = convert(src, tmp_path / "out", format="png", jobs=2)
+    assert result.exit_status == 0
+    assert {r.source[len(str(src)) + 1:]: (r.status, r.message) for r in result if r.status != "ok"} == {
+        "DICOMDIR": ("skipped", "DICOM object without Pixel Data (SOP Class Media Storage Directory Storage)"),
+        "rt/plan.dcm": ("skipped", "DICOM object without Pixel Data (SOP Class RT Plan Storage)")}
+    outputs = _outputs(tmp_path / "out")
+    expected = {"ct/CT_small.png": ("ct/CT_small", None), "ct/j2k.png": ("ct/j2k.dcm", None),
+                "mr/rle.png": ("mr/rle.dcm", None), "sc/rgb.png": ("sc/rgb.dcm", None),
+                **{f"mr/emri_{i + 1:04d}.png": ("mr/emri", i) for i in range(10)}}
+    assert sorted(outputs) == sorted(expected)
+    for name, (source, frame) in expected.items():
+        # emri has no window: min-max over all frames of the file
+        image = dicomrender.render(src / source)
+        np.testing.assert_array_equal(_pixels(outputs[name]), image if frame is None else image[frame],
+                                      err_msg=name)
+    assert _pixels(outputs["sc/rgb.png"]).shape == (100, 100, 3)
+    (tmp_path / "out" / "mr" / "emri_0003.png").unlink()
+    again = convert(src, tmp_path / "out", format="png", jobs=1)
+    assert again.written == 1 and _outputs(tmp_path / "out") == outputs  # the same window as the first run
+    convert(src / "mr" / "emri", tmp_path / "first", format="png", frames="first")
+    np.testing.assert_array_equal(_pixels((tmp_path / "first" / "emri_0001.png").read_bytes()),
+                                  dicomrender.render(src / "mr" / "emri", frame=0))  # min-max of that frame
+    assert _hashes(src) == before
+
+
 # ---- faults: processes killed from outside, hanging decoders, dying workers --------
 
 # Loaded at interpreter start (sitecustomize) by the command and its worker processes only: makes

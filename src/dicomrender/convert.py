@@ -456,8 +456,9 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     ds, size = _read(task.path, whole=new)
     complete = _parsed_to_end(ds, task.path, size)
     if not any(keyword in ds for keyword, _ in _PIXEL_KEYWORDS):
-        if complete is not False and "SOPClassUID" in ds and "Rows" not in ds:
-            sop = ds.SOPClassUID
+        meta = getattr(ds, "file_meta", None)
+        sop = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta is not None else None)
+        if complete is not False and sop and "Rows" not in ds:  # e.g. a structured report, a DICOMDIR
             name = getattr(sop, "name", "") or str(sop)
             return ConvertRecord(task.source, SKIPPED, error="NoImage",
                                  message=f"DICOM object without Pixel Data (SOP Class {name})")
@@ -483,12 +484,13 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     preset = list(options.preset) if isinstance(options.preset, tuple) else options.preset
     if count == 1:
         images = {0: render(ds, preset, **kwargs)}
-    elif len(todo) == count:
-        # One decode for the whole file (compressed frames are decoded once each).
+    elif options.frames == "all":
+        # All frames in one call, even when a rerun misses only some: windows computed from the
+        # pixels (min-max...) then cover the whole file, the same in every run.
         stack = render(ds, preset, **kwargs)
         images = {k: stack[indices[k]] for k in todo}
     else:
-        images = {k: render(ds, preset, frame=indices[k], **kwargs) for k in todo}
+        images = {0: render(ds, preset, frame=indices[0], **kwargs)}
     fmt = "PNG" if suffix == ".png" else "JPEG"
     for k in todo:
         data = encode_image(images[k], fmt, quality=options.quality, compress_level=options.compress_level)
@@ -838,6 +840,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     frames : "all", "first" or int
         Which frames of multi-frame files: all, the first, or one 0-based index
         (a file without that frame fails).  Single-frame files give their image.
+        Windows computed from the pixels (min-max, when the file has none)
+        cover the frames rendered: all of them, or the one selected.
     jobs : int, optional
         Worker processes (default: all cores).  ``1`` converts in this process
         (unless ``timeout`` is given: then in one worker process).
