@@ -1,55 +1,10 @@
-"""Shared test fixtures: synthetic DICOM datasets built with pydicom."""
+"""Shared test fixtures."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-
-
-def make_dataset(pixels: np.ndarray, *, bits_stored: int | None = None, high_bit: int | None = None,
-                 signed: bool | None = None, photometric: str = "MONOCHROME2", modality: str = "CT",
-                 **attributes) -> Dataset:
-    """A minimal valid image dataset holding ``pixels`` (frames, rows, cols) or (rows, cols) as native data.
-
-    Keyword attributes are set as DICOM keywords (e.g. ``RescaleIntercept=-1024``).
-    """
-    pixels = np.asarray(pixels)
-    if pixels.ndim == 2:
-        frames, (rows, cols) = None, pixels.shape
-    else:
-        frames, rows, cols = pixels.shape
-    allocated = pixels.dtype.itemsize * 8
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = CT_IMAGE_STORAGE
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = modality
-    ds.Rows, ds.Columns = rows, cols
-    if frames is not None:
-        ds.NumberOfFrames = frames
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = allocated
-    ds.BitsStored = allocated if bits_stored is None else bits_stored
-    ds.HighBit = ds.BitsStored - 1 if high_bit is None else high_bit
-    ds.PixelRepresentation = int(pixels.dtype.kind == "i" if signed is None else signed)
-    for keyword, value in attributes.items():
-        setattr(ds, keyword, value)
-    ds.PixelData = np.ascontiguousarray(pixels).astype(pixels.dtype.newbyteorder("<")).tobytes()
-    return ds
-
-
-def write_dataset(ds: Dataset, path) -> str:
-    """Write ``ds`` as a DICOM file with preamble and return the path."""
-    ds.save_as(str(path), enforce_file_format=True)
-    return str(path)
+from synthetic import make_dataset, write_dataset  # noqa: F401  (re-exported for older imports)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_dataset, write_dataset
+from synthetic import make_dataset, write_dataset
 from PIL import Image
 from pydicom.data import get_testdata_file
 

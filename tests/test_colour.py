@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from conftest import make_dataset
+from synthetic import make_dataset
 from pydicom.data import get_testdata_file
 
 import dicomrender

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_dataset, write_dataset
+from synthetic import make_dataset, write_dataset
 
 import dicomrender
 from dicomrender import errors

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pydicom
 import pytest
-from conftest import make_dataset, write_dataset
+from synthetic import make_dataset, write_dataset
 from PIL import Image
 from pydicom.data import get_testdata_file
 
