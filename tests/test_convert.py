@@ -531,6 +531,11 @@ def test_an_input_inside_the_output_folder_is_never_replaced(tree, tmp_path):
         f"{src}/series1/ct_0.dcm": ("failed", "OutputPathError"), str(keep): ("skipped", "NotDicomError"),
         f"{src}/README.txt": ("skipped", "NotDicomError"), f"{src}/series2/broken.dcm": ("failed", "PixelDataError")}
     assert keep.read_bytes() == b"an input that happens to live in the output folder"
+    # the same through a symlink met while walking a source folder
+    (src / "series1" / "link").symlink_to(keep)
+    result = convert(src, out, format="png", jobs=1, overwrite=True)
+    assert {r.source: r.error for r in result.failed}[f"{src}/series1/ct_0.dcm"] == "OutputPathError"
+    assert keep.read_bytes() == b"an input that happens to live in the output folder"
 
 
 def test_warnings_go_to_the_report_not_the_terminal(tree, tmp_path, monkeypatch, recwarn):

@@ -506,16 +506,21 @@ def _output_stem(relative: str) -> str:
     return root if ext.lower() in DICOM_SUFFIXES else relative
 
 
-def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], List[ConvertRecord]]:
-    """The input files of ``sources`` in a stable order, and records for names that collide.
+def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], List[ConvertRecord], frozenset]:
+    """The input files of ``sources`` in a stable order, records for names that collide, and the
+    inputs that lie inside ``outdir`` (which no output may replace).
 
     A folder contributes every file below it (symlinked folders are not
     followed, the output folder is not entered); a file contributes itself.
     """
-    tasks, collisions, seen = [], [], {}
+    tasks, collisions, seen, protected = [], [], {}, set()
     outdir_real = os.path.realpath(outdir)
 
-    def add(path, source, relative):
+    def add(path, source, relative, check):
+        if check:  # only a file named on the command line, or a symlink, can be inside outdir
+            real = os.path.realpath(path)
+            if os.path.commonpath([real, outdir_real]) == outdir_real:
+                protected.add(real)
         stem = _output_stem(relative)
         key = os.path.normcase(stem)
         if key in seen:
@@ -530,7 +535,7 @@ def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], Li
         if not os.path.exists(src):
             raise FileNotFoundError(f"no such file or folder: {src!r}")
         if not os.path.isdir(src):
-            add(src, src, os.path.basename(src))
+            add(src, src, os.path.basename(src), True)
             continue
         real = os.path.realpath(src)
         if os.path.commonpath([real, outdir_real]) == outdir_real:
@@ -541,8 +546,8 @@ def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], Li
                                  if os.path.realpath(os.path.join(folder, d)) != outdir_real)
             for name in sorted(filenames):
                 path = os.path.join(folder, name)
-                add(path, path, os.path.relpath(path, src))
-    return tasks, collisions
+                add(path, path, os.path.relpath(path, src), os.path.islink(path))
+    return tasks, collisions, frozenset(protected)
 
 
 def _remove_stale_temporaries(outdir: str) -> int:
@@ -884,12 +889,10 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     preset, window, frames = _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout,
                                             scheduler)
     jobs = int(jobs) if jobs is not None else (os.cpu_count() or 1)
-    tasks, collisions = collect_tasks(sources, outdir)
+    tasks, collisions, protected = collect_tasks(sources, outdir)
     os.makedirs(outdir, exist_ok=True)
     outdir_real = os.path.realpath(outdir)
     _remove_stale_temporaries(outdir_real)
-    protected = frozenset(real for real in (os.path.realpath(t.path) for t in tasks)
-                          if os.path.commonpath([real, outdir_real]) == outdir_real)
     options = ConvertOptions(outdir_real, preset, window, format.lower(), int(quality), int(compress_level), frames,
                              bool(overwrite), bool(fsync), bool(strict), threads=1, protected=protected)
     records: List[Optional[ConvertRecord]] = [None] * len(tasks)
