@@ -373,23 +373,29 @@ def histogram_window(ctx: "RenderContext") -> list:
     values, counts = _value_counts(ctx, exclude_padding=False)
     if values.size == 0:
         return minmax_window(ctx)
+    if not np.all(np.abs(values) < 2.0 ** 62):  # inf, or beyond int64: no integer histogram
+        return minmax_window(ctx)
     values = np.trunc(values).astype(np.int64)  # float data: one bin per integer
     low, high = int(values.min()), int(values.max())
     if low >= high:
         return minmax_window(ctx)
+    # Only the occupied bins of dcmtk's histogram: the value range can be far larger than the
+    # number of pixels (a large Rescale Slope), and empty bins never change the walk.
+    occupied, inverse = np.unique(values, return_inverse=True)
     if counts is None:
-        quant, total = np.bincount(values - low, minlength=high - low + 1), values.size
+        quant, total = np.bincount(inverse.reshape(-1)), values.size
     else:  # weights are pixel counts: exact in float64 up to 2**53
-        quant = np.bincount(values - low, weights=counts, minlength=high - low + 1).astype(np.int64)
+        quant = np.bincount(inverse.reshape(-1), weights=counts).astype(np.int64)
         total = int(counts.sum())
-    n = quant.size
+    n = high - low + 1
     threshold = int(percent / 100.0 * total)
     if threshold == 0:
         start, stop = 0, n
     else:
-        start = min(int(np.searchsorted(np.cumsum(quant), threshold, side="left")) + 1, n)
-        k = int(np.searchsorted(np.cumsum(quant[::-1]), threshold, side="left"))
-        stop = max(n - 1 - k, 0)
+        first = occupied[np.searchsorted(np.cumsum(quant), threshold, side="left")]
+        last = occupied[::-1][np.searchsorted(np.cumsum(quant[::-1]), threshold, side="left")]
+        start = min(int(first) - low + 1, n)
+        stop = max(int(last) - low, 0)
     minvalue = low + start if start < n else 0
     maxvalue = low + stop if stop > 0 else 0
     if minvalue >= maxvalue:
