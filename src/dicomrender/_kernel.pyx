@@ -38,7 +38,7 @@ cdef extern from "_kernel_impl.h" nogil:
 TARGETS = ("baseline", "avx2", "avx512", "avx512vbmi")
 MAX_WINDOWS = DR_MAX_WINDOWS
 CHUNK = DR_CHUNK
-#: Inputs below this many pixels per thread use fewer threads (one 512 x 512 slice: one thread).
+#: Inputs below this many pixels per thread use fewer threads.
 MIN_PIXELS_PER_THREAD = DR_CHUNK * DR_MIN_CHUNKS_PER_THREAD
 HAVE_OPENMP = bool(dr_have_openmp())
 #: Whether float arithmetic is plain IEEE single precision, so the affine path may be used.

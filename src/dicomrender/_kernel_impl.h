@@ -61,11 +61,10 @@ typedef struct {
 #endif
 
 /* Pixels per parallel chunk.  Each thread gets at least DR_MIN_CHUNKS_PER_THREAD chunks
- * (a quarter megapixel, tens of microseconds of work): waking a worker costs microseconds on
- * an idle core and can cost a scheduler tick on a busy machine, so one 512 x 512 slice stays
- * on the calling thread and volumes use every thread. */
+ * (128 K pixels, about ten microseconds of the fast loop): below that, waking a worker
+ * costs more than it saves.  A 512 x 512 slice splits in two; a 256 x 256 one does not. */
 #define DR_CHUNK 65536
-#define DR_MIN_CHUNKS_PER_THREAD 4
+#define DR_MIN_CHUNKS_PER_THREAD 2
 
 #define DR_TARGET_BASELINE 0
 #define DR_TARGET_AVX2 1
@@ -284,6 +283,30 @@ static inline float dr_affine_origin(const dr_affine *w, int is_signed)
     return (float)(8388608 + (is_signed ? 32768 : 0) + w->pivot);
 }
 
+/* Pixels [from, to) of the affine path, one at a time (vector-loop heads and tails). */
+static inline void dr_affine_scalar(const void *src, int itemsize, size_t from, size_t to, const dr_affine *w, int k,
+                                    uint8_t *out, int shift, int bits, int is_signed)
+{
+    for (size_t i = from; i < to; i++) {
+        uint32_t word = itemsize == 2 ? ((const uint16_t *)src)[i] : ((const uint8_t *)src)[i];
+        int32_t v = dr_stored16(word, shift, bits, is_signed);
+        for (int j = 0; j < k; j++) out[(size_t)k * i + j] = dr_affine_px(v, &w[j]);
+    }
+}
+
+/* Outputs at least this large (per thread) bypass the caches with streaming stores: they
+ * cannot stay cached anyway, and the cache-line reads before each write are saved. */
+#define DR_STREAM_BYTES ((size_t)24 << 20)
+
+/* First index i < n from which out + k * i is aligned to `align` bytes (k = 1 or 3). */
+static inline size_t dr_align_head(const uint8_t *out, int k, size_t align, size_t n)
+{
+    size_t miss = (size_t)(-(uintptr_t)out) & (align - 1), head;
+    if (k == 1) head = miss;
+    else head = (miss * (align == 64 ? 43 : 11)) & (align - 1); /* 3 * 43 = 1 mod 64, 3 * 11 = 1 mod 32 */
+    return head < n ? head : n;
+}
+
 /* Three 16-byte channel vectors to 48 interleaved bytes (pixel-major). */
 static const uint8_t dr_rgb_shuffle[3][3][16] = {
     /* output block 0: R0 G0 B0 R1 ... R5 */
@@ -327,7 +350,7 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
 /* Instantiates the loop for one vector width.  W: 512 or 256; LANES16: 16-bit lanes per vector. */
 #define DR_AFFINE_SIMD(W, ATTR, VEC, VECF, LANES16, LOADW, LOADB, SET1_16, SET1_PS, AND, XOR, SRL16, SLL16, SRA16, \
                        UNPACKLO16, UNPACKHI16, CASTPS, SUBPS, MULPS, ADDPS, CVTT, PACKS32, PACKUS16, FIXORDER,       \
-                       STORE)                                                                                      \
+                       STORE, STREAM)                                                                              \
     ATTR DR_INLINE VEC dr_extract_##W(VEC x, const int mode, __m128i left, __m128i right, __m128i shift, VEC mask) \
     {                                                                                                              \
         switch (mode) {                                                                                            \
@@ -359,7 +382,9 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
         }                                                                                                          \
         uint8_t tmp[DR_MAX_WINDOWS][64];                                                                           \
         const size_t block = 2 * (LANES16);                                                                        \
-        size_t i = 0;                                                                                              \
+        const int stream = k == 1 && n >= DR_STREAM_BYTES;                                                        \
+        size_t i = stream ? dr_align_head(out, 1, block, n) : 0;                                                   \
+        dr_affine_scalar(src, itemsize, 0, i, w, k, out, shift, bits, is_signed);                                  \
         for (; i + block <= n; i += block) {                                                                       \
             VEC e0, e1;                                                                                            \
             if (itemsize == 2) {                                                                                   \
@@ -374,8 +399,10 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
             VECF l0 = CASTPS(UNPACKLO16(e0, magic)), h0 = CASTPS(UNPACKHI16(e0, magic));                           \
             VECF l1 = CASTPS(UNPACKLO16(e1, magic)), h1 = CASTPS(UNPACKHI16(e1, magic));                           \
             if (k == 1) {                                                                                          \
-                STORE(out + i, FIXORDER(PACKUS16(dr_channel_##W(l0, h0, origin[0], a[0], b[0]),                    \
-                                                 dr_channel_##W(l1, h1, origin[0], a[0], b[0]))));                 \
+                VEC bytes = FIXORDER(PACKUS16(dr_channel_##W(l0, h0, origin[0], a[0], b[0]),                       \
+                                              dr_channel_##W(l1, h1, origin[0], a[0], b[0])));                    \
+                if (stream) STREAM(out + i, bytes);                                                                \
+                else STORE(out + i, bytes);                                                                        \
             } else {                                                                                               \
                 for (int j = 0; j < k; j++)                                                                        \
                     STORE(tmp[j], FIXORDER(PACKUS16(dr_channel_##W(l0, h0, origin[j], a[j], b[j]),                 \
@@ -383,11 +410,8 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
                 dr_interleave(tmp, k, block, out + (size_t)k * i);                                                 \
             }                                                                                                      \
         }                                                                                                          \
-        for (; i < n; i++) {                                                                                       \
-            uint32_t word = itemsize == 2 ? ((const uint16_t *)src)[i] : ((const uint8_t *)src)[i];                \
-            int32_t v = dr_stored16(word, shift, bits, is_signed);                                                 \
-            for (int j = 0; j < k; j++) out[(size_t)k * i + j] = dr_affine_px(v, &w[j]);                           \
-        }                                                                                                          \
+        if (stream) _mm_sfence();                                                                                  \
+        dr_affine_scalar(src, itemsize, i, n, w, k, out, shift, bits, is_signed);                                  \
     }                                                                                                              \
     ATTR static void dr_affine_any_##W(const void *src, int itemsize, size_t n, const dr_affine *w, int k,         \
                                        uint8_t *out, int shift, int bits, int is_signed)                          \
@@ -416,17 +440,19 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
 #define DR_LOADB256(p) _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p)))
 #define DR_STORE512(p, x) _mm512_storeu_si512((void *)(p), x)
 #define DR_STORE256(p, x) _mm256_storeu_si256((__m256i *)(p), x)
+#define DR_STREAM512(p, x) _mm512_stream_si512((void *)(p), x)
+#define DR_STREAM256(p, x) _mm256_stream_si256((__m256i *)(p), x)
 
 DR_AFFINE_SIMD(512, DR_AVX512_ATTR, __m512i, __m512, 32, DR_LOADW512, DR_LOADB512, _mm512_set1_epi16, _mm512_set1_ps,
                _mm512_and_si512, _mm512_xor_si512, _mm512_srl_epi16, _mm512_sll_epi16, _mm512_sra_epi16,
                _mm512_unpacklo_epi16, _mm512_unpackhi_epi16, _mm512_castsi512_ps, _mm512_sub_ps, _mm512_mul_ps,
                _mm512_add_ps, _mm512_cvttps_epi32, _mm512_packs_epi32, _mm512_packus_epi16, DR_FIXORDER512,
-               DR_STORE512)
+               DR_STORE512, DR_STREAM512)
 DR_AFFINE_SIMD(256, DR_AVX2_ATTR, __m256i, __m256, 16, DR_LOADW256, DR_LOADB256, _mm256_set1_epi16, _mm256_set1_ps,
                _mm256_and_si256, _mm256_xor_si256, _mm256_srl_epi16, _mm256_sll_epi16, _mm256_sra_epi16,
                _mm256_unpacklo_epi16, _mm256_unpackhi_epi16, _mm256_castsi256_ps, _mm256_sub_ps, _mm256_mul_ps,
                _mm256_add_ps, _mm256_cvttps_epi32, _mm256_packs_epi32, _mm256_packus_epi16, DR_FIXORDER256,
-               DR_STORE256)
+               DR_STORE256, DR_STREAM256)
 
 DR_AVX512_ATTR static void dr_affine_u8_avx512(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
                                                int shift, int bits, int is_signed)
@@ -514,7 +540,9 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const i
         idx01[z] = _mm512_loadu_si512((const void *)dr_rgb.idx01[z]);
         idx2[z] = _mm512_loadu_si512((const void *)dr_rgb.idx2[z]);
     }
-    size_t i = 0;
+    const int stream = 3 * n >= DR_STREAM_BYTES;
+    size_t i = stream ? dr_align_head(out, 3, 64, n) : 0;
+    dr_affine_scalar(src, itemsize, 0, i, w, 3, out, shift, bits, is_signed);
     for (; i + 64 <= n; i += 64) {
         __m512i e0, e1;
         if (itemsize == 2) {
@@ -543,14 +571,12 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const i
         for (int z = 0; z < 3; z++) {
             __m512i x = _mm512_permutex2var_epi8(c[0], idx01[z], c[1]);
             x = _mm512_mask_permutexvar_epi8(x, dr_rgb.mask2[z], idx2[z], c[2]);
-            _mm512_storeu_si512((void *)(out + 3 * i + 64 * z), x);
+            if (stream) _mm512_stream_si512((void *)(out + 3 * i + 64 * z), x);
+            else _mm512_storeu_si512((void *)(out + 3 * i + 64 * z), x);
         }
     }
-    for (; i < n; i++) {
-        uint32_t word = itemsize == 2 ? ((const uint16_t *)src)[i] : ((const uint8_t *)src)[i];
-        int32_t v = dr_stored16(word, shift, bits, is_signed);
-        for (int j = 0; j < 3; j++) out[3 * i + j] = dr_affine_px(v, &w[j]);
-    }
+    if (stream) _mm_sfence();
+    dr_affine_scalar(src, itemsize, i, n, w, 3, out, shift, bits, is_signed);
 }
 
 DR_VBMI_ATTR static void dr_affine_rgb_vbmi(const void *src, int itemsize, size_t n, const dr_affine *w,
@@ -632,11 +658,24 @@ static int dr_threads_for(size_t n, int nthreads)
 }
 
 /* Split [0, n) into chunks and run BODY(start, count) on up to nthreads threads. */
+/* Kernel calls in progress.  A call that starts while another one runs (from another Python
+ * thread: the loops release the GIL) stays on its own thread, so concurrent callers scale
+ * with the cores instead of oversubscribing them with thread teams. */
+#if defined(__GNUC__) || defined(__clang__)
+static int dr_active_calls = 0;
+#define DR_ENTER() __atomic_fetch_add(&dr_active_calls, 1, __ATOMIC_RELAXED)
+#define DR_LEAVE() __atomic_fetch_sub(&dr_active_calls, 1, __ATOMIC_RELAXED)
+#else
+#define DR_ENTER() 0
+#define DR_LEAVE() 0
+#endif
+
 #ifdef _OPENMP
 #define DR_PARALLEL(n, nthreads, BODY)                                                  \
     do {                                                                                \
         size_t n_chunks_ = ((n) + DR_CHUNK - 1) / DR_CHUNK;                             \
-        int threads_ = dr_threads_for((n), (nthreads));                                 \
+        int busy_ = DR_ENTER();                                                         \
+        int threads_ = busy_ ? 1 : dr_threads_for((n), (nthreads));                     \
         if (threads_ > 1) {                                                             \
             ptrdiff_t per_ = (ptrdiff_t)((n_chunks_ + threads_ - 1) / threads_) * DR_CHUNK; \
             _Pragma("omp parallel for num_threads(threads_) schedule(static, 1)")       \
@@ -651,6 +690,7 @@ static int dr_threads_for(size_t n, int nthreads)
             size_t start = 0, count = (n);                                              \
             BODY;                                                                       \
         }                                                                               \
+        (void)DR_LEAVE();                                                               \
     } while (0)
 #else
 #define DR_PARALLEL(n, nthreads, BODY) \

@@ -1,0 +1,158 @@
+"""Run the kernel benchmarks and write the Markdown table to benchmarks/RESULTS.md.
+
+    python benchmarks/report.py [--output benchmarks/RESULTS.md] [--json saved.json]
+
+Runs ``bench_kernel.py`` under pytest-benchmark (or reads a saved ``--benchmark-json``
+file with ``--json``), then writes, per data set, every method's median time, its
+throughput in gigapixels per second, its speed as a fraction of the cast floor
+(``np.copyto(out_u8, stored_u16, casting="unsafe")``) and the peak memory one call
+allocates; followed by the performance targets and how far each one is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+METHODS = [
+    ("test_cast_floor", "cast floor `np.copyto(u8, u16, casting='unsafe')`"),
+    ("test_dicomrender_1_thread", "dicomrender, 1 thread"),
+    ("test_dicomrender_all_threads", "dicomrender, all threads"),
+    ("test_dicomrender_lut_path", "dicomrender, table gather (forced)"),
+    ("test_dicomrender_arithmetic_path", "dicomrender, float64 arithmetic (forced)"),
+    ("test_dicomrender_three_windows", "dicomrender, three windows to RGB"),
+    ("test_numpy_float32", "numpy float32 expression"),
+    ("test_numpy_piecewise_float64", "numpy float64 `np.piecewise`"),
+    ("test_pydicom_chain", "pydicom modality + VOI LUT + 8-bit scaling"),
+]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_benchmarks(json_path: Path) -> None:
+    command = [sys.executable, "-m", "pytest", str(HERE / "bench_kernel.py"), "--benchmark-only", "-q",
+               "-p", "no:cacheprovider", f"--benchmark-json={json_path}", "--benchmark-columns=median,min"]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=HERE.parent)
+
+
+def _group_key(group: str) -> tuple:
+    kind, size = group.split()
+    return (kind, int(size.split("x")[0]))
+
+
+def build_report(data: dict) -> str:
+    import numpy
+    import pydicom
+
+    import dicomrender
+    from dicomrender import _kernel
+
+    rows: dict[str, dict[str, dict]] = {}
+    for bench in data["benchmarks"]:
+        name = bench["name"].split("[")[0]
+        rows.setdefault(bench["group"], {})[name] = bench
+
+    machine = data.get("machine_info", {})
+    lines = [
+        "# Kernel benchmark",
+        "",
+        f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with "
+        f"`python benchmarks/report.py` (pytest-benchmark, median of the timed rounds).",
+        "",
+        f"- CPU: **{cpu_model()}**, {os.cpu_count()} logical cores; kernel target `{_kernel.get_target()}`, "
+        f"OpenMP {'on' if _kernel.HAVE_OPENMP else 'off'}, {dicomrender.get_threads()} threads by default",
+        f"- Python {machine.get('python_version', platform.python_version())}, numpy {numpy.__version__}, "
+        f"pydicom {pydicom.__version__}, dicomrender {dicomrender.__version__}",
+        "- Data: CT-like 512 x 512 slices (air, fat, soft tissue, lungs, bone, calcifications, noise); "
+        "`ct12` = 12 stored bits in uint16, intercept -1024; `ct16s` = 16-bit signed with a metal implant",
+        "- dicomrender and the floor write into a preallocated `out=`; brain window (40, 80); "
+        "three windows = brain, bone (400, 1800), lung (-600, 1500)",
+        "- Gpx/s = 10^9 pixels per second; x floor = floor time / method time (1.0 = as fast as the cast); "
+        "peak = memory one call allocates (tracemalloc)",
+        "",
+    ]
+    for group in sorted(rows, key=_group_key):
+        methods = rows[group]
+        floor = methods.get("test_cast_floor")
+        lines += [f"### {group}", "", "| method | median ms | Gpx/s | x floor | peak MiB |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, label in METHODS:
+            bench = methods.get(name)
+            if bench is None:
+                continue
+            median = bench["stats"]["median"]
+            pixels = bench["extra_info"]["pixels"]
+            ratio = floor["stats"]["median"] / median if floor else float("nan")
+            lines.append(f"| {label} | {median * 1e3:.3f} | {pixels / median / 1e9:.2f} | {ratio:.2f} | "
+                         f"{bench['extra_info'].get('peak_mib', float('nan')):.1f} |")
+        lines.append("")
+    lines += ["## Targets", "", *targets(rows), ""]
+    return "\n".join(lines)
+
+
+def targets(rows: dict) -> list[str]:
+    def median(group, name):
+        bench = rows.get(group, {}).get(name)
+        return bench["stats"]["median"] if bench else float("nan")
+
+    out = []
+    for group in sorted(rows, key=_group_key):
+        kind, slices = _group_key(group)
+        floor = median(group, "test_cast_floor")
+        one, every = median(group, "test_dicomrender_1_thread"), median(group, "test_dicomrender_all_threads")
+        best = min(one, every)
+        checks = []
+        if slices == 1:
+            checks.append(("1 thread >= 0.25x floor", floor / one, 0.25, True))
+        else:
+            checks.append(("all threads >= 0.5x floor", floor / every, 0.5, True))
+        checks.append((">= 50x pydicom", median(group, "test_pydicom_chain") / best, 50, True))
+        checks.append((">= 10x numpy float32", median(group, "test_numpy_float32") / best, 10, True))
+        checks.append(("three windows <= 1.5x one window", median(group, "test_dicomrender_three_windows") / best,
+                       1.5, False))
+        parts = []
+        for label, value, goal, higher in checks:
+            met = value >= goal if higher else value <= goal
+            parts.append(f"{label}: **{value:.2f}** {'met' if met else 'not met'}")
+        out.append(f"- {group}: " + "; ".join(parts))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--json", type=Path, help="read this saved --benchmark-json instead of running")
+    args = parser.parse_args(argv)
+    if args.json:
+        data = json.loads(args.json.read_text())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.json"
+            run_benchmarks(path)
+            data = json.loads(path.read_text())
+    report = build_report(data)
+    args.output.write_text(report + "\n")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
