@@ -222,3 +222,19 @@ def test_segmented_palette_that_expands_to_gigabytes_is_refused_before_expansion
     assert rgb.shape == (8, 8, 3)
     expected = (np.round(np.linspace(0, 65535, 256)).astype(np.int64) >> 8).astype(np.uint8)[pixels]
     np.testing.assert_array_equal(rgb[..., 0], expected)
+
+
+@pytest.mark.parametrize("slope", [1e6, 1e12, 1e300])
+def test_histogram_preset_over_a_huge_value_range_allocates_nothing_big(slope):
+    # 64 stored values 0..63 times the slope: dcmtk's dense histogram would need slope * 64 bins
+    pixels = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    ds = _image(pixels, RescaleSlope=slope, RescaleIntercept=0, Modality="MR")
+    got, peak = _peak(lambda: dicomrender.render(ds, preset="histogram"))
+    assert peak < SMALL
+    # 5 % of 64 pixels = 3: the walk stops at stored value 2 from below (dcmtk then adds one
+    # modality unit) and at 61 from above (63, 62, 61)
+    low, high = 2 * slope + 1, 61 * slope
+    if 63 * slope >= 2.0 ** 62:  # beyond an integer histogram: the min-max window instead
+        low, high = 0.0, 63 * slope
+    expected = dicomrender.window(pixels, (low + high + 1) / 2, high - low + 1, slope=slope)
+    np.testing.assert_array_equal(got, expected)
