@@ -328,6 +328,19 @@ def mutate(ds, rng: random.Random, log: List[str]) -> None:
                                                        rng.choice((8, 16, 0))], "<u2").tobytes())
             if rng.random() < 0.7:
                 _set_raw(ds, data_tag, "OW", rng.randbytes(rng.choice((0, 2, 256, 512))))
+            elif rng.random() < 0.5:
+                # Segmented data: discrete (0), linear (1) and indirect (2) segments of random lengths
+                words = [0, 1, rng.randrange(65536)]
+                for _ in range(rng.choice((1, 3, 50, 2000))):
+                    opcode = rng.choice((0, 1, 1, 2, 7))
+                    length = rng.choice((0, 1, 255, 65535, rng.randrange(65536)))
+                    if opcode == 0:
+                        words += [0, min(length, 8)] + [rng.randrange(65536) for _ in range(min(length, 8))]
+                    elif opcode == 2:
+                        words += [2, length % 4, rng.randrange(8), 0]
+                    else:
+                        words += [opcode, length, rng.randrange(65536)]
+                _set_raw(ds, data_tag + 0x20, "OW", np.array(words, dtype="<u2").tobytes())
         log.append("palette")
     else:
         _set_raw(ds, 0x00281055, "LO", rng.choice((b"A\\B", b"", b"BONE", b"X\\Y\\Z\\W")))
@@ -361,9 +374,12 @@ def render_options(rng: random.Random) -> Dict[str, Any]:
     if choice < 0.35:
         pass
     elif choice < 0.55:
-        options["preset"] = rng.choice(("header", "auto"))
+        options["preset"] = rng.choice(("header", "auto", "brain", "lung", "bone", "percentile", "histogram",
+                                        "ich_rgb", "minmax", "no-such-preset"))
+        if rng.random() < 0.3:
+            options["strict"] = False
     elif choice < 0.65:
-        options["preset"] = ["header", "auto", "header"]
+        options["preset"] = ["header", "auto", rng.choice(("header", "brain", "histogram"))]
     else:
         options["window"] = (rng.choice((40.0, 0.0, -1024.5, 1e308, 2048.0, -0.5)),
                              rng.choice((1.0, 80.0, 0.5, 4096.0, 1e-300, 1e308, 0.0, -5.0)))
@@ -377,6 +393,10 @@ def render_options(rng: random.Random) -> Dict[str, Any]:
         options["voi_index"] = rng.choice((0, 1, 2, -1))
     if rng.random() < 0.3:
         options["threads"] = rng.choice((1, 2))
+    if rng.random() < 0.05:
+        options["max_pixels"] = rng.choice((0, 1, 4096, None))
+    if rng.random() < 0.05:
+        options["colour_window"] = True
     return options
 
 
