@@ -586,6 +586,8 @@ def _worker_main(conn, options: ConvertOptions) -> None:
 
 
 class _Worker:
+    """A worker process and the files sent to it, in the order it converts them."""
+
     def __init__(self, context, options):
         import multiprocessing
 
@@ -593,7 +595,8 @@ class _Worker:
         self.process = context.Process(target=_worker_main, args=(child, options), daemon=True)
         self.process.start()
         child.close()
-        self.job = None  # (index, task, started)
+        self.queue: deque = deque()  # (index, task); the first is being converted
+        self.started = 0.0  # when the first of the queue started
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait for the worker's first message; a worker that cannot start stops the batch."""
@@ -613,7 +616,9 @@ class _Worker:
                 f"import it; jobs=1 converts without worker processes")
 
     def send(self, index, task):
-        self.job = (index, task, time.monotonic())
+        if not self.queue:
+            self.started = time.monotonic()
+        self.queue.append((index, task))
         self.conn.send((index, task))
 
     def kill(self):
@@ -671,71 +676,79 @@ def _exit_description(exitcode) -> str:
     return f"exited with status {exitcode}"
 
 
+#: Files queued per worker: the next one waits in the pipe while the worker converts the current
+#: one, so a worker never idles for a round trip to this process.
+_QUEUE_DEPTH = 2
+
+
 def _run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeout: Optional[float],
               done: Done) -> None:
-    """Run ``tasks`` on ``jobs`` worker processes, one file in flight per worker.
+    """Run ``tasks`` on ``jobs`` worker processes.
 
-    A worker whose file takes longer than ``timeout`` seconds is killed and
-    replaced; a worker that dies is replaced; either way that file gets a
-    ``failed`` record and the others go on.
+    A worker whose current file takes longer than ``timeout`` seconds is
+    killed and replaced; a worker that dies is replaced; either way that file
+    gets a ``failed`` record, the files queued behind it go to other workers,
+    and the batch goes on.
     """
     from multiprocessing.connection import wait
 
     context = _pool_context()
     pending = deque(enumerate(tasks))
-    workers = []
+    workers: List[_Worker] = []
     try:
         workers.extend(_Worker(context, options) for _ in range(min(jobs, len(tasks))))
         for w in workers:
             w.wait_ready()
-        while pending or any(w.job for w in workers):
+        while pending or any(w.queue for w in workers):
             for w in workers:
-                if w.job is None and pending:
+                while pending and len(w.queue) < _QUEUE_DEPTH:
                     w.send(*pending.popleft())
-            busy = [w for w in workers if w.job]
+            busy = [w for w in workers if w.queue]
             wait_for = None
             if timeout is not None:
-                now = time.monotonic()
-                wait_for = max(0.0, min(w.job[2] + timeout - now for w in busy))
+                wait_for = max(0.0, min(w.started + timeout for w in busy) - time.monotonic())
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], wait_for))
             for position, w in enumerate(workers):
-                if not w.job:
+                if not w.queue:
                     continue
-                index, task, started = w.job
-                record = None
-                if w.conn in ready or w.process.sentinel in ready and w.conn.poll():
-                    try:
-                        got, record = w.conn.recv()
-                    except (EOFError, OSError):
-                        record = None
-                    if record is not None:
-                        w.job = None
-                        done(got, record)
-                        continue
-                if record is None and (w.process.sentinel in ready or w.conn in ready):
+                died = w.process.sentinel in ready
+                try:
+                    while w.queue and w.conn.poll():
+                        index, record = w.conn.recv()
+                        w.queue.popleft()
+                        w.started = time.monotonic()
+                        done(index, record)
+                except (EOFError, OSError):
+                    died = True
+                if not w.queue:
+                    continue
+                index, task = w.queue[0]
+                if died:
                     w.process.join()
                     failure = ConvertRecord(task.source, FAILED, error="WorkerDiedError",
                                             message=f"the worker process {_exit_description(w.process.exitcode)} "
                                                     f"while converting this file")
-                elif timeout is not None and time.monotonic() - started >= timeout:
+                elif timeout is not None and time.monotonic() - w.started >= timeout:
                     failure = ConvertRecord(task.source, FAILED, error="TimeoutError",
                                             message=f"no result after {timeout:g} s; the worker was stopped")
                 else:
                     continue
                 w.kill()
+                w.queue.popleft()
+                pending.extendleft(reversed(w.queue))  # the files queued behind it go first
                 workers[position] = _Worker(_pool_context(), options)
                 done(index, failure)
                 workers[position].wait_ready()
     finally:
         for w in workers:
-            if w.job is None and w.process.is_alive():
+            if not w.queue and w.process.is_alive():
                 try:
                     w.conn.send(None)
                 except OSError:
                     pass
         deadline = time.monotonic() + 5
         for w in workers:
-            if w.job is None:
+            if not w.queue:
                 w.process.join(max(0.0, deadline - time.monotonic()))
             w.kill()
 
