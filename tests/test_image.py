@@ -312,3 +312,11 @@ def test_compressed_files_equal_their_uncompressed_stored_values(name, twin):
     stored = pydicom.dcmread(get_testdata_file(twin) if twin else path).pixel_array
     np.testing.assert_array_equal(dicomrender.render(path, window=(500, 1000)),
                                   _window(stored, 500, 1000))
+
+
+def test_eight_bit_lut_entries_packed_two_per_us_value():
+    stored = np.array([[0, 1, 2, 3]], dtype=np.uint8)
+    packed = np.array([0, 64, 128, 255], dtype=np.uint8).view("<u2")  # [64 << 8 | 0, 255 << 8 | 128]
+    ds = _with_modality_lut(make_dataset(stored), _lut_item((4, 0, 8), packed.tolist()))
+    np.testing.assert_array_equal(dicomrender.render(ds, window=(128, 256)),
+                                  _window([[0, 64, 128, 255]], 128, 256))

@@ -148,6 +148,9 @@ def _lut_table(item: Dataset, signed_first: bool, attribute: str,
                              count=n if packed else len(raw) // 2)
     else:
         data = np.asarray(_values(raw), dtype=np.int64)
+        if bits == 8 and data.size == (n + 1) // 2 and n > 1 and data.size and int(data.max()) > 255:
+            # 8-bit entries packed two per US value, low byte first (PS3.3 C.11.1.1.1)
+            data = data.astype("<u2").view(np.uint8)[:n]
     if data.size == 2 * n and bits == 8 and data.dtype == np.uint8:
         data = data[:n]
     if data.size != n:
