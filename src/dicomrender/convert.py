@@ -133,7 +133,7 @@ REPORT_COLUMNS = ("source", "status", "frame", "output", "written", "error", "me
 
 
 class ConvertReport:
-    """The records of a batch, in input order, with counts and a CSV writer.
+    """The records of a batch, sorted by source path, with counts and a CSV writer.
 
     ``report.exit_status`` is 0 when no file failed, else 1 (skipped files are not failures).
     """
@@ -183,8 +183,9 @@ class ConvertReport:
             base = {"source": r.source, "status": r.status, "error": r.error, "message": r.message}
             if r.status == OK:
                 frames = r.frames or ("",) * len(r.outputs)
+                written = set(r.written)
                 for frame, output in zip(frames, r.outputs):
-                    rows.append(dict(base, frame=frame, output=output, written=int(output in r.written)))
+                    rows.append(dict(base, frame=frame, output=output, written=int(output in written)))
             else:
                 rows.append(dict(base, frame="", output="", written=0))
         return rows
