@@ -425,6 +425,28 @@ def test_sigkill_mid_run_leaves_no_partial_outputs_and_rerun_completes(tmp_path)
     assert _hashes(src) == before
 
 
+def test_ctrl_c_stops_the_run_cleanly_and_rerun_completes(tmp_path):
+    src, out, reference = tmp_path / "src", tmp_path / "out", tmp_path / "reference"
+    _many(src, 30)
+    convert(src, reference, jobs=1)
+    command = [sys.executable, "-m", "dicomrender.cli", "convert", str(src), "-o", str(out), "--jobs", "2", "-q"]
+    process = subprocess.Popen(command, env=_hooked_env(tmp_path, delay=0.05), start_new_session=True,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(out.rglob("*.jpg"))) < 4 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the whole group on Ctrl-C
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted; rerun the same command to finish" in err
+    expected = _outputs(reference)
+    left = _outputs(out)
+    assert 4 <= len(left) < len(expected)
+    assert all(left[name] == expected[name] for name in left)  # complete images only, no temporary files
+    assert cli.main(["convert", str(src), "-o", str(out), "-q"]) == 0
+    assert _outputs(out) == expected
+
+
 def test_hanging_file_times_out_and_dead_worker_is_reported(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     _many(src, 12)
