@@ -13,7 +13,7 @@ def supported_targets() -> tuple[str, ...]: ...
 def get_target() -> str: ...
 def set_target(name: str | None) -> None: ...
 def gather(
-    src: npt.NDArray[np.unsignedinteger],
+    src: npt.NDArray[np.integer],
     tables: npt.NDArray[np.uint8],
     out: npt.NDArray[np.uint8],
     shift: int,
@@ -21,7 +21,7 @@ def gather(
     nthreads: int = 1,
 ) -> None: ...
 def affine(
-    src: npt.NDArray[np.uint8] | npt.NDArray[np.uint16],
+    src: npt.NDArray[np.integer],
     params: npt.NDArray[np.float64],
     out: npt.NDArray[np.uint8],
     shift: int,
@@ -30,7 +30,7 @@ def affine(
     nthreads: int = 1,
 ) -> None: ...
 def arithmetic(
-    src: npt.NDArray[np.floating] | npt.NDArray[np.unsignedinteger],
+    src: npt.NDArray[np.floating] | npt.NDArray[np.integer],
     params: npt.NDArray[np.float64],
     out: npt.NDArray[np.uint8],
     shift: int = 0,

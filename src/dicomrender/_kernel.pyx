@@ -3,12 +3,18 @@
 
 This module only checks shapes/dtypes and runs the loops in ``_kernel_impl.h``
 without the GIL.  Choosing the path, building tables and allocating outputs is
-done by :mod:`dicomrender.windowing`.
+done by :mod:`dicomrender.windowing`.  Arrays are taken through the numpy C API
+(any shape, C-contiguous, native byte order): a call costs well under a
+microsecond, which matters for single small images.
 """
 
 from libc.stdint cimport uint8_t, uint32_t
 
+cimport numpy as cnp
+
 import numpy as np
+
+cnp.import_array()
 
 cdef extern from "_kernel_impl.h" nogil:
     ctypedef struct dr_affine:
@@ -79,143 +85,145 @@ def set_target(name):
     _target = index
 
 
-def _check_out(const uint8_t[::1] out, Py_ssize_t n, int k):
-    if out.shape[0] != n * k:
-        raise ValueError(f"out has {out.shape[0]} bytes, expected {n * k}")
+
+cdef inline cnp.ndarray _array(object a, str name, bint writable=False):
+    """``a`` as a C-contiguous, native-order ndarray (any shape), or an error."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"{name} must be C-contiguous")
+    if not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise ValueError(f"{name} must be in native byte order")
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} must be writeable")
+    return arr
 
 
-def gather(src, const uint8_t[:, ::1] tables, uint8_t[::1] out, int shift, uint32_t mask,
-           int nthreads=1):
-    """``out[i*k + j] = tables[j, (src[i] >> shift) & mask]`` for unsigned 1-D ``src``."""
-    cdef const uint8_t[::1] b8
-    cdef const unsigned short[::1] b16
-    cdef const uint32_t[::1] b32
-    cdef const void *ptr
-    cdef Py_ssize_t n
-    cdef int itemsize
-    cdef int k = tables.shape[0]
-    cdef size_t table_size = tables.shape[1]
+cdef inline uint8_t *_out(object out, Py_ssize_t n, int k) except NULL:
+    cdef cnp.ndarray arr = _array(out, "out", True)
+    if not cnp.PyArray_ISUNSIGNED(arr) or cnp.PyArray_ITEMSIZE(arr) != 1:
+        raise TypeError(f"out must be uint8, got {arr.dtype}")
+    if cnp.PyArray_SIZE(arr) != n * k:
+        raise ValueError(f"out has {cnp.PyArray_SIZE(arr)} bytes, expected {n * k}")
+    return <uint8_t *>cnp.PyArray_DATA(arr)
+
+
+cdef inline int _words(cnp.ndarray arr, str what) except -1:
+    """Item size of an unsigned integer word array."""
+    # by kind and size, not type number: uint32 is NPY_UINT or NPY_ULONG depending on the platform;
+    # signed words are read as their bit patterns (the stored bits are extracted from them)
+    cdef int size = <int>cnp.PyArray_ITEMSIZE(arr)
+    if cnp.PyArray_ISINTEGER(arr) and (size == 1 or size == 2 or (size == 4 and what == "gather")):
+        return size
+    raise TypeError(f"{what} needs {'8/16/32' if what == 'gather' else '8/16'}-bit integer input, "
+                    f"got {arr.dtype}")
+
+
+def gather(src, tables, out, int shift, uint32_t mask, int nthreads=1):
+    """``out[i*k + j] = tables[j, (src[i] >> shift) & mask]`` for integer words ``src`` (any shape,
+    read as unsigned bit patterns)."""
+    cdef cnp.ndarray words = _array(src, "src")
+    cdef cnp.ndarray tab = _array(tables, "tables")
+    if cnp.PyArray_TYPE(tab) != cnp.NPY_UINT8 or cnp.PyArray_NDIM(tab) != 2:
+        raise TypeError("tables must be a 2-D uint8 array")
+    cdef int k = <int>cnp.PyArray_DIM(tab, 0)
+    cdef size_t table_size = <size_t>cnp.PyArray_DIM(tab, 1)
     if k < 1 or k > DR_MAX_WINDOWS:
         raise ValueError(f"tables must have 1..{DR_MAX_WINDOWS} rows, got {k}")
     if <size_t>mask >= table_size:
         raise ValueError(f"mask {mask:#x} does not fit a table of {table_size} entries")
-    if src.dtype == np.uint8:
-        b8 = src
-        n, ptr, itemsize = b8.shape[0], &b8[0] if b8.shape[0] else NULL, 1
-    elif src.dtype == np.uint16:
-        b16 = src
-        n, ptr, itemsize = b16.shape[0], &b16[0] if b16.shape[0] else NULL, 2
-    elif src.dtype == np.uint32:
-        b32 = src
-        n, ptr, itemsize = b32.shape[0], &b32[0] if b32.shape[0] else NULL, 4
-    else:
-        raise TypeError(f"gather needs uint8/uint16/uint32 input, got {src.dtype}")
+    cdef int itemsize = _words(words, "gather")
     if shift < 0 or shift >= itemsize * 8:
         raise ValueError(f"shift {shift} out of range for {itemsize * 8}-bit words")
-    _check_out(out, n, k)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(words)
+    cdef uint8_t *o = _out(out, n, k)
+    cdef const void *ptr = cnp.PyArray_DATA(words)
+    cdef const uint8_t *t = <const uint8_t *>cnp.PyArray_DATA(tab)
     if n == 0:
         return
     with nogil:
-        dr_gather(_target, itemsize, ptr, n, &tables[0, 0], table_size, k, &out[0], shift, mask, nthreads)
+        dr_gather(_target, itemsize, ptr, n, t, table_size, k, o, shift, mask, nthreads)
 
 
-def affine(src, const double[:, ::1] params, uint8_t[::1] out, int shift, int bits, bint is_signed,
-           int nthreads=1):
+def affine(src, params, out, int shift, int bits, bint is_signed, int nthreads=1):
     """Proven float32 affine path, one row of ``params`` (a, b, pivot) per channel:
     ``d = stored - pivot`` (the ``bits`` bits from ``shift`` on, two's complement
     when ``is_signed``), ``out = clip(trunc(float32(d) * a + b), 0, 255)`` with two
     float32 roundings.  ``a`` and ``b`` must be float32 values, ``|pivot| < 2**16``;
     the caller proves the result exact."""
     cdef dr_affine w[4]
-    cdef const uint8_t[::1] b8
-    cdef const unsigned short[::1] b16
-    cdef const void *ptr
-    cdef Py_ssize_t n
-    cdef int itemsize, j
-    cdef int k = params.shape[0]
+    cdef int j
+    cdef cnp.ndarray p = _array(params, "params")
+    if cnp.PyArray_TYPE(p) != cnp.NPY_FLOAT64 or cnp.PyArray_NDIM(p) != 2:
+        raise TypeError("params must be a 2-D float64 array")
+    cdef int k = <int>cnp.PyArray_DIM(p, 0)
+    if k < 1 or k > DR_MAX_WINDOWS or cnp.PyArray_DIM(p, 1) != 3:
+        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 3), got ({k}, {cnp.PyArray_DIM(p, 1)})")
     if not dr_have_affine():
         raise RuntimeError("the affine path needs IEEE single-precision float arithmetic")
-    if k < 1 or k > DR_MAX_WINDOWS or params.shape[1] != 3:
-        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 3), got ({k}, {params.shape[1]})")
+    cdef const double *row = <const double *>cnp.PyArray_DATA(p)
     for j in range(k):
-        if not -65536.0 < params[j, 2] < 65536.0:
-            raise ValueError(f"pivot {params[j, 2]} out of range")
-        w[j].a = <float>params[j, 0]
-        w[j].b = <float>params[j, 1]
-        w[j].pivot = <int>params[j, 2]
-        if <double>w[j].a != params[j, 0] or <double>w[j].b != params[j, 1] or <double>w[j].pivot != params[j, 2]:
+        if not -65536.0 < row[3 * j + 2] < 65536.0:
+            raise ValueError(f"pivot {row[3 * j + 2]} out of range")
+        w[j].a = <float>row[3 * j]
+        w[j].b = <float>row[3 * j + 1]
+        w[j].pivot = <int>row[3 * j + 2]
+        if <double>w[j].a != row[3 * j] or <double>w[j].b != row[3 * j + 1] or <double>w[j].pivot != row[3 * j + 2]:
             raise ValueError("a and b must be float32 values and pivot an integer")
-    if src.dtype == np.uint8:
-        b8 = src
-        n, ptr, itemsize = b8.shape[0], &b8[0] if b8.shape[0] else NULL, 1
-    elif src.dtype == np.uint16:
-        b16 = src
-        n, ptr, itemsize = b16.shape[0], &b16[0] if b16.shape[0] else NULL, 2
-    else:
-        raise TypeError(f"affine needs uint8/uint16 input, got {src.dtype}")
+    cdef cnp.ndarray words = _array(src, "src")
+    cdef int itemsize = _words(words, "affine")
     if bits < 1 or shift < 0 or shift + bits > itemsize * 8:
         raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
-    _check_out(out, n, k)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(words)
+    cdef uint8_t *o = _out(out, n, k)
+    cdef const void *ptr = cnp.PyArray_DATA(words)
     if n == 0:
         return
     with nogil:
-        dr_affine_render(_target, itemsize, ptr, n, w, k, &out[0], shift, bits, is_signed, nthreads)
+        dr_affine_render(_target, itemsize, ptr, n, w, k, o, shift, bits, is_signed, nthreads)
 
 
-cdef int _windows(const double[:, ::1] params, dr_window *w) except -1:
-    cdef int k = params.shape[0]
+cdef int _windows(params, dr_window *w) except -1:
+    cdef cnp.ndarray p = _array(params, "params")
+    if cnp.PyArray_TYPE(p) != cnp.NPY_FLOAT64 or cnp.PyArray_NDIM(p) != 2:
+        raise TypeError("params must be a 2-D float64 array")
+    cdef int k = <int>cnp.PyArray_DIM(p, 0)
     cdef int j
-    if k < 1 or k > DR_MAX_WINDOWS or params.shape[1] != 6:
-        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 6), got ({k}, {params.shape[1]})")
+    if k < 1 or k > DR_MAX_WINDOWS or cnp.PyArray_DIM(p, 1) != 6:
+        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 6), got ({k}, {cnp.PyArray_DIM(p, 1)})")
+    cdef const double *row = <const double *>cnp.PyArray_DATA(p)
     for j in range(k):
-        w[j].slope = params[j, 0]
-        w[j].intercept = params[j, 1]
-        w[j].center = params[j, 2]
-        w[j].width = params[j, 3]
-        w[j].function = <int>params[j, 4]
-        w[j].invert = <int>params[j, 5]
+        w[j].slope = row[6 * j]
+        w[j].intercept = row[6 * j + 1]
+        w[j].center = row[6 * j + 2]
+        w[j].width = row[6 * j + 3]
+        w[j].function = <int>row[6 * j + 4]
+        w[j].invert = <int>row[6 * j + 5]
         if w[j].function < 0 or w[j].function > 2:
             raise ValueError(f"unknown function code {w[j].function}")
     return k
 
 
-def arithmetic(src, const double[:, ::1] params, uint8_t[::1] out, int shift=0, int bits=32,
-               bint is_signed=False, int nthreads=1):
+def arithmetic(src, params, out, int shift=0, int bits=32, bint is_signed=False, int nthreads=1):
     """Fused float64 path: one row of ``params`` (slope, intercept, center, width,
     function code, invert) per output channel.  ``src`` is float32/float64, or
-    uint8/uint16/uint32 words holding ``bits`` stored bits from ``shift`` on."""
+    8/16/32-bit integer words holding ``bits`` stored bits from ``shift`` on."""
     cdef dr_window w[4]
     cdef int k = _windows(params, w)
-    cdef const uint8_t[::1] b8
-    cdef const unsigned short[::1] b16
-    cdef const uint32_t[::1] b32
-    cdef const float[::1] f32
-    cdef const double[::1] f64
-    cdef const void *ptr
-    cdef Py_ssize_t n
-    cdef int itemsize
+    cdef cnp.ndarray data = _array(src, "src")
+    cdef int itemsize = <int>cnp.PyArray_ITEMSIZE(data)
     cdef int kind = 117  # 'u'
-    if src.dtype == np.float32:
-        f32 = src
-        n, ptr, itemsize, kind = f32.shape[0], &f32[0] if f32.shape[0] else NULL, 4, 102  # 'f'
-    elif src.dtype == np.float64:
-        f64 = src
-        n, ptr, itemsize, kind = f64.shape[0], &f64[0] if f64.shape[0] else NULL, 8, 102
-    elif src.dtype == np.uint8:
-        b8 = src
-        n, ptr, itemsize = b8.shape[0], &b8[0] if b8.shape[0] else NULL, 1
-    elif src.dtype == np.uint16:
-        b16 = src
-        n, ptr, itemsize = b16.shape[0], &b16[0] if b16.shape[0] else NULL, 2
-    elif src.dtype == np.uint32:
-        b32 = src
-        n, ptr, itemsize = b32.shape[0], &b32[0] if b32.shape[0] else NULL, 4
-    else:
-        raise TypeError(f"arithmetic needs float32/float64/uint8/uint16/uint32 input, got {src.dtype}")
+    if cnp.PyArray_TYPE(data) == cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(data) == cnp.NPY_FLOAT64:
+        kind = 102  # 'f'
+    elif not (cnp.PyArray_ISINTEGER(data) and (itemsize == 1 or itemsize == 2 or itemsize == 4)):
+        raise TypeError(f"arithmetic needs float32/float64 or 8/16/32-bit integer input, got {data.dtype}")
     if kind == 117 and (bits < 1 or shift < 0 or shift + bits > itemsize * 8):
         raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
-    _check_out(out, n, k)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(data)
+    cdef uint8_t *o = _out(out, n, k)
+    cdef const void *ptr = cnp.PyArray_DATA(data)
     if n == 0:
         return
     with nogil:
-        dr_arith(_target, kind, itemsize, ptr, n, w, k, &out[0], shift, bits, is_signed, nthreads)
+        dr_arith(_target, kind, itemsize, ptr, n, w, k, o, shift, bits, is_signed, nthreads)

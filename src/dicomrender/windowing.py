@@ -547,19 +547,36 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
     numpy.ndarray
         uint8, ``array.shape`` (one window) or ``array.shape + (n,)``.
     """
-    array = np.asarray(array)
+    if type(array) is not np.ndarray:
+        array = np.asarray(array)
     dtype = array.dtype
     try:
-        key = (dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed)
+        key = (dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed, invert)
         plan = _WINDOW_PLANS.get(key)
     except TypeError:  # sequences of windows given as lists or arrays: not hashable, parse every time
         key = plan = None
     if plan is None:
-        plan = _window_plan(dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed)
+        fmt, modality, vois = _window_plan(dtype, center, width, function, slope, intercept, bits_stored, high_bit,
+                                           signed)
+        compiled = None
+        if fmt is not None and fmt.bits_stored <= LUT_MAX_BITS and dtype.isnative:
+            compiled = _compile(fmt, modality, vois, bool(invert))
+        plan = (fmt, modality, vois, compiled)
         if key is not None:
             with _TABLE_LOCK:
                 if len(_WINDOW_PLANS) >= _TABLE_CACHE_SIZE:
                     _WINDOW_PLANS.clear()
                 _WINDOW_PLANS[key] = plan
-    fmt, modality, vois = plan
+    fmt, modality, vois, compiled = plan
+    if compiled is not None and array.flags.c_contiguous:
+        # the common case, straight to the kernel: what render_stored would do, minus its checks
+        k = len(vois)
+        result = _prepare_out(out, array.shape if k == 1 else array.shape + (k,))
+        words = array  # the kernel reads integer words as bit patterns, signed or not
+        nthreads = _threads if threads is None else max(1, int(threads))
+        if compiled.affine is not None:
+            _kernel.affine(words, compiled.affine, result, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
+        else:
+            _kernel.gather(words, compiled.tables, result, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
+        return result
     return render_stored(array, fmt, modality, vois, invert=invert, out=out, threads=threads)
