@@ -230,8 +230,6 @@ def _read(path: str, whole: bool):
     leave large values (Pixel Data) on disk until used, so that deciding that
     a file needs no work costs a header read.
     """
-    import io
-
     import pydicom
 
     st = os.stat(path)
@@ -239,25 +237,28 @@ def _read(path: str, whole: bool):
         raise NotDicomError("not a regular file", filename=path)
     whole = whole and st.st_size <= _WHOLE_READ_LIMIT
     with open(path, "rb") as f:
-        data = f.read() if whole else f.read(132)
-    source = io.BytesIO(data) if whole else path
-    options = {} if whole else {"defer_size": _DEFER_SIZE}
-    if is_dicom_header(data[:132]):
-        ds = pydicom.dcmread(source, **options)
-    elif data[:2] not in _HEADLESS_STARTS:
-        raise NotDicomError("not a DICOM file (no DICM marker at byte 128)", filename=path)
-    else:
-        # Without the preamble a file is DICOM when its data set parses and looks like one.
-        try:
-            ds = pydicom.dcmread(source, force=True, **options)
-        except Exception as exc:
-            raise NotDicomError(f"not a DICOM file (no DICM marker; parse failed: {type(exc).__name__}: {exc})",
-                                filename=path) from None
-        if "SOPClassUID" not in ds and "Rows" not in ds:
-            raise NotDicomError("not a DICOM file (no DICM marker and no SOP Class or image attributes)",
-                                filename=path)
+        head = f.read(132)
+        f.seek(0)
+        # Whole: pydicom reads from this open file, Pixel Data included; else it reopens
+        # the file by name for the deferred values, if ever needed.
+        source = f if whole else path
+        options = {} if whole else {"defer_size": _DEFER_SIZE}
+        if is_dicom_header(head):
+            ds = pydicom.dcmread(source, **options)
+        elif head[:2] not in _HEADLESS_STARTS:
+            raise NotDicomError("not a DICOM file (no DICM marker at byte 128)", filename=path)
+        else:
+            # Without the preamble a file is DICOM when its data set parses and looks like one.
+            try:
+                ds = pydicom.dcmread(source, force=True, **options)
+            except Exception as exc:
+                raise NotDicomError(f"not a DICOM file (no DICM marker; parse failed: {type(exc).__name__}: "
+                                    f"{exc})", filename=path) from None
+            if "SOPClassUID" not in ds and "Rows" not in ds:
+                raise NotDicomError("not a DICOM file (no DICM marker and no SOP Class or image attributes)",
+                                    filename=path)
     ds.filename = path  # error messages name the file
-    return ds, len(data) if whole else st.st_size
+    return ds, st.st_size
 
 
 def _parsed_to_end(ds, path: str, size: int) -> Optional[bool]:
@@ -330,17 +331,20 @@ def output_target(outdir: str, relative: str) -> str:
     parts = relative.split(os.sep)
     folder = outdir
     for part in parts[:-1]:
-        # One level at a time, checked before the next is created: a symlink must not
-        # make us create folders elsewhere.
+        # One level at a time, checked before the next is created: a symlink must not make us
+        # create folders elsewhere.  A real folder inside a checked one is inside; a symlink is
+        # resolved.
         folder = os.path.join(folder, part)
         try:
             os.mkdir(folder)
         except FileExistsError:
             pass
+        if stat.S_ISDIR(os.lstat(folder).st_mode):
+            continue
         real = os.path.realpath(folder)
-        if os.path.commonpath([real, outdir]) != outdir:
-            raise OutputPathError(f"output folder {folder!r} resolves to {real!r}, outside {outdir!r}",
-                                  attribute="output")
+        if os.path.commonpath([real, outdir]) != outdir or not os.path.isdir(real):
+            raise OutputPathError(f"output folder {folder!r} is not a folder inside {outdir!r} "
+                                  f"(it resolves to {real!r})", attribute="output")
     return os.path.join(folder, parts[-1])
 
 
