@@ -369,12 +369,16 @@ def _write_output(path: str, data: bytes, fsync: bool) -> None:
     """Make ``path`` hold ``data``, never a part of it, even if the process is killed meanwhile.
 
     On Linux the bytes go to an unnamed file (``O_TMPFILE``) that gets a name
-    only once complete; elsewhere to a named temporary file (which the next
-    run removes if this one is killed).  Either is then renamed over ``path``.
+    only once complete: ``path`` itself when it is new, else a temporary name
+    renamed over ``path``.  Elsewhere they go to a named temporary file (which
+    the next run removes if this one is killed), renamed over ``path``.
     """
     folder = os.path.dirname(path)
     temp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}")
-    if not (_O_TMPFILE_WORKS and _write_unnamed(folder, temp, data, fsync)):
+    named = _write_unnamed(folder, path, temp, data, fsync) if _O_TMPFILE_WORKS else None
+    if named == path:
+        return
+    if named is None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             _write_all(fd, data, fsync)
@@ -393,25 +397,37 @@ def _write_output(path: str, data: bytes, fsync: bool) -> None:
 _O_TMPFILE_WORKS = hasattr(os, "O_TMPFILE") and sys.platform.startswith("linux")
 
 
-def _write_unnamed(folder: str, temp: str, data: bytes, fsync: bool) -> bool:
-    """Write ``data`` to an ``O_TMPFILE`` file and link it as ``temp``; False if unsupported here."""
+def _write_unnamed(folder: str, path: str, temp: str, data: bytes, fsync: bool) -> Optional[str]:
+    """Write ``data`` to an ``O_TMPFILE`` file and give it the name ``path`` if free, else ``temp``.
+
+    Returns the name given, or None where unnamed files are not supported.
+    """
     try:
-        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
-    except OSError:  # file system without O_TMPFILE
-        return False
-    try:
-        _write_all(fd, data, fsync)
         folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
         try:
-            # dst_dir_fd makes this linkat(..., AT_SYMLINK_FOLLOW), which names the open file itself.
-            os.link(f"/proc/self/fd/{fd}", os.path.basename(temp), dst_dir_fd=folder_fd, follow_symlinks=True)
-        except OSError:  # no /proc, or a kernel that refuses: use a named temporary file
-            return False
+            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o644, dir_fd=folder_fd)
+        except OSError:  # file system without O_TMPFILE
+            return None
+        try:
+            _write_all(fd, data, fsync)
+            for name in (path, temp):
+                try:
+                    # dst_dir_fd makes this linkat(..., AT_SYMLINK_FOLLOW): it names the open file itself.
+                    os.link(f"/proc/self/fd/{fd}", os.path.basename(name), dst_dir_fd=folder_fd,
+                            follow_symlinks=True)
+                    return name
+                except FileExistsError:
+                    continue
+                except OSError:  # no /proc, or a kernel that refuses: use a named temporary file
+                    return None
+            return None
         finally:
-            os.close(folder_fd)
+            os.close(fd)
     finally:
-        os.close(fd)
-    return True
+        os.close(folder_fd)
 
 
 def _write_all(fd: int, data: bytes, fsync: bool) -> None:
