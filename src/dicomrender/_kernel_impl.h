@@ -22,8 +22,13 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* x86-64 loops with explicit intrinsics, chosen at run time; DR_PORTABLE_ONLY builds only the
+ * portable C loops (what aarch64 and other compilers get). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(DR_PORTABLE_ONLY)
+#define DR_HAVE_X86_TARGETS 1
 #include <immintrin.h>
+#else
+#define DR_HAVE_X86_TARGETS 0
 #endif
 
 #define DR_LINEAR 0
@@ -247,8 +252,7 @@ DR_INSTANTIATE(base, )
 DR_AFFINE_LOOP(dr_affine_u8_base, uint8_t, )
 DR_AFFINE_LOOP(dr_affine_u16_base, uint16_t, )
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define DR_HAVE_X86_TARGETS 1
+#if DR_HAVE_X86_TARGETS
 DR_INSTANTIATE(avx2, __attribute__((target("avx2"))))
 DR_INSTANTIATE(avx512, __attribute__((target("avx512f,avx512bw,avx512vl"))))
 
