@@ -580,6 +580,17 @@ def test_warnings_go_to_the_report_not_the_terminal(tree, tmp_path, monkeypatch,
     assert len(recwarn) == 0
 
 
+def test_dask_several_files_per_cluster_task(tmp_path, dask_cluster):
+    src = tmp_path / "src"
+    _many(src, 40)  # 40 files, 2 worker threads: 5 files per cluster task
+    before = _hashes(src)
+    local = convert(src, tmp_path / "local", jobs=1)
+    remote = convert(src, tmp_path / "dask", scheduler=dask_cluster.scheduler_address)
+    assert remote.records == local.records and len(local.ok) == 40
+    assert _outputs(tmp_path / "dask") == _outputs(tmp_path / "local")
+    assert _hashes(src) == before
+
+
 def test_dask_client_and_local_scheduler_paths(tree, tmp_path, dask_cluster, monkeypatch):
     import dask.distributed
 

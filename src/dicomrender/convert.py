@@ -774,6 +774,15 @@ def _run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, time
             w.kill()
 
 
+#: Most files converted by one dask task.
+_DASK_CHUNK = 16
+
+
+def convert_files(tasks: Sequence[ConvertTask], options: ConvertOptions) -> List[ConvertRecord]:
+    """:func:`convert_file` for each task, in order (one cluster task)."""
+    return [convert_file(task, options) for task in tasks]
+
+
 def _run_dask(tasks: List[ConvertTask], options: ConvertOptions, scheduler, jobs: int, done: Done) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -790,17 +799,27 @@ def _run_dask(tasks: List[ConvertTask], options: ConvertOptions, scheduler, jobs
             client = Client(scheduler)
         own_client = True
     try:
+        # A few files per cluster task: the scheduler's cost per task is of the order of a file's
+        # conversion; at least 4 tasks per worker thread keep the load balanced.
+        threads = max(1, sum(client.nthreads().values()))
+        size = max(1, min(_DASK_CHUNK, len(tasks) // (4 * threads)))
         futures = {}
-        for index, task in enumerate(tasks):
-            future = client.submit(convert_file, task, options, pure=False)
-            futures[future] = (index, task)
+        for start in range(0, len(tasks), size):
+            indices = range(start, min(start + size, len(tasks)))
+            future = client.submit(convert_files, [tasks[i] for i in indices], options, pure=False)
+            futures[future] = indices
         for future in as_completed(futures):
-            index, task = futures[future]
+            indices = futures[future]
             try:
-                record = future.result()
-            except Exception as exc:  # the task itself never raises: this is the cluster (KilledWorker...)
-                record = ConvertRecord(task.source, FAILED, error=type(exc).__name__, message=str(exc) or repr(exc))
-            done(index, record)
+                records = future.result()
+            except Exception as exc:  # convert_files never raises: this is the cluster (KilledWorker...)
+                message = str(exc) or repr(exc)
+                if len(indices) > 1:
+                    message += f" (a cluster task converting {len(indices)} files)"
+                records = [ConvertRecord(tasks[i].source, FAILED, error=type(exc).__name__, message=message)
+                           for i in indices]
+            for index, record in zip(indices, records):
+                done(index, record)
     finally:
         if own_client:
             client.close()
