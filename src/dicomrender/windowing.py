@@ -502,6 +502,9 @@ def _window_plan(dtype: np.dtype, center, width, function, slope, intercept, bit
             or (dtype.kind == "f" and dtype.itemsize < 4):
         raise TypeError(f"window() takes 8/16/32-bit integer or float32/float64 arrays, got {dtype}")
     vois = _as_windows(center, width, function)
+    if not 1 <= len(vois) <= _kernel.MAX_WINDOWS:  # checked here too: cached plans skip render_stored
+        raise InvalidWindowError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}",
+                                 attribute="WindowCenter")
     modality = Rescale(slope, intercept)
     if dtype.kind == "f":
         fmt = None
