@@ -94,7 +94,9 @@ class Report:
                 f"{'pass' if ok else 'FAIL'}{' (' + summary['note'] + ')' if summary.get('note') else ''} |")
         lines += [
             "",
-            f"**{len(self.rows)} files, {total_frames} frames, {total_windows} dcmtk runs compared, "
+            f"**{sum(1 for s, _ in self.rows.values() if s.get('note') != 'synthetic')} test files and "
+            f"{sum(1 for s, _ in self.rows.values() if s.get('note') == 'synthetic')} synthetic cases, "
+            f"{total_frames} frames, {total_windows} dcmtk runs compared, "
             f"{total_pixels:,} pixels; {100.0 * total_identical / max(total_pixels, 1):.4f} % identical to "
             f"`render`.**",
         ]
