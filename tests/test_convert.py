@@ -247,6 +247,21 @@ def test_colliding_output_names_fail_the_second_file(tmp_path):
         (f"{src}/a", "ok", ""), (f"{src}/a.dcm", "failed", "OutputPathError")]
 
 
+def test_a_name_ending_like_a_frame_number_fails_instead_of_sharing_an_output(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_dataset(_ct(1, shape=(3, 8, 8))[0], src / "x.dcm")  # gives x_0001.jpg .. x_0003.jpg
+    write_dataset(_ct(2)[0], src / "x_0002.dcm")  # would give x_0002.jpg too
+    write_dataset(_ct(3)[0], src / "x_0004.dcm")  # no frame 4: its own output
+    result = convert(src, tmp_path / "out", jobs=1)
+    assert [(os.path.basename(r.source), r.status, r.error, r.outputs) for r in result] == [
+        ("x.dcm", "ok", "", ("x_0001.jpg", "x_0002.jpg", "x_0003.jpg")),
+        ("x_0002.dcm", "failed", "OutputPathError", ()), ("x_0004.dcm", "ok", "", ("x_0004.jpg",))]
+    assert result.failed[0].message == f"output name 'x_0002' is also frame 2 of {src}/x.dcm"
+    result = convert(src, tmp_path / "first", jobs=1, frames="first")  # only x_0001.jpg from x.dcm
+    assert result.exit_status == 0
+
+
 @pytest.mark.parametrize("args", [
     ["{src}/missing"],
     ["{src}", "--preset", "no-such-preset"],

@@ -571,6 +571,36 @@ def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], Li
     return tasks, collisions, frozenset(protected)
 
 
+def _frame_name_clashes(tasks: List[ConvertTask], frames) -> Tuple[List[ConvertTask], List[ConvertRecord]]:
+    """Take out files whose output name is also that of a frame of a multi-frame file.
+
+    ``x_0002.dcm`` gives ``x_0002.jpg``, and so does frame 2 of a multi-frame
+    ``x.dcm``: the file whose name ends in a frame number fails, so that each
+    output has one source.  Only such pairs have their header read here.
+    """
+    import re
+
+    import pydicom
+
+    by_stem = {os.path.normcase(t.stem): t for t in tasks}
+    clashes = {}
+    for task in tasks:
+        match = re.fullmatch(r"(.+)_(\d{4})", task.stem)
+        base = by_stem.get(os.path.normcase(match.group(1))) if match else None
+        if base is None or not os.path.isfile(base.path):  # never open a FIFO
+            continue
+        try:
+            count = _frame_count(pydicom.dcmread(base.path, stop_before_pixels=True, force=True), base.path)
+            numbers = [i + 1 for i in _selected_frames(count, frames, base.path)] if count > 1 else []
+        except Exception:  # not DICOM, or broken: it gives no frame names (its own record says why)
+            continue
+        if int(match.group(2)) in numbers:
+            clashes[task.path] = ConvertRecord(task.source, FAILED, error=OutputPathError.__name__,
+                                               message=f"output name {task.stem!r} is also frame "
+                                                       f"{int(match.group(2))} of {base.source}")
+    return [t for t in tasks if t.path not in clashes], list(clashes.values())
+
+
 def _remove_stale_temporaries(outdir: str) -> int:
     removed = 0
     for folder, _, filenames in os.walk(outdir):
@@ -943,6 +973,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
                                             scheduler)
     jobs = int(jobs) if jobs is not None else (os.cpu_count() or 1)
     tasks, collisions, protected = collect_tasks(sources, outdir)
+    tasks, clashes = _frame_name_clashes(tasks, frames)
+    collisions += clashes
     os.makedirs(outdir, exist_ok=True)
     outdir_real = os.path.realpath(outdir)
     _remove_stale_temporaries(outdir_real)
