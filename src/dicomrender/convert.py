@@ -133,9 +133,28 @@ REPORT_COLUMNS = ("source", "status", "frame", "output", "written", "error", "me
 
 
 class ConvertReport:
-    """The records of a batch, sorted by source path, with counts and a CSV writer.
+    """What :func:`convert` did: one record per input file, sorted by source path.
 
-    ``report.exit_status`` is 0 when no file failed, else 1 (skipped files are not failures).
+    Attributes
+    ----------
+    records : list of ConvertRecord
+        Also reachable by iterating over the report and by index.
+    outdir : str
+        The resolved output folder; record outputs are relative to it.
+    elapsed : float
+        Seconds the batch took.
+    ok, skipped, failed : list of ConvertRecord
+        The records with that status.
+    written : int
+        Number of images written by this run (the others were complete already).
+    exit_status : int
+        0 when no file failed, else 1 (skipped files are not failures).
+
+    Examples
+    --------
+    >>> report = dicomrender.convert("study/", "jpeg/")       # doctest: +SKIP
+    >>> [(r.source, r.error, r.message) for r in report.failed]  # doctest: +SKIP
+    >>> report.write_csv("report.csv")                       # doctest: +SKIP
     """
 
     def __init__(self, records: Sequence[ConvertRecord], outdir: str, elapsed: float = 0.0):
@@ -446,8 +465,22 @@ def _unlink(path: str) -> None:
 
 
 def convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
-    """Convert one file; never raises for a bad file (the record says what went wrong).
+    """Convert one file: the unit of work of every executor (serial, process pool, dask).
 
+    Parameters
+    ----------
+    task : ConvertTask
+        The input file and its output name.
+    options : ConvertOptions
+        The batch's rendering and writing options.
+
+    Returns
+    -------
+    ConvertRecord
+        Never raises for a bad file: the record says what went wrong.
+
+    Notes
+    -----
     Warnings raised while reading and rendering (odd header values pydicom
     tolerates) go to the record's message instead of the terminal.
     """
