@@ -108,3 +108,45 @@ def test_dcmtk_scales_voi_lut_entries_by_shifting(dcmtk, tmp_path):
     ours = dicomrender.render(path)
     np.testing.assert_array_equal(ours, (entries * 255 // 4095).astype(np.uint8))
     assert 0.01 < np.mean(ours != theirs) < 0.5 and np.all(theirs.astype(int) - ours <= 1)
+
+
+def test_enhanced_per_frame_rescale_and_window(dcmtk, tmp_path, report):
+    """eCT_Supplemental.dcm with frame 2 given its own Pixel Value Transformation (slope 2, intercept -500)
+    and Frame VOI LUT (300/700).  dcmtk 3.6.7 reads the rescale of the Shared Functional Groups only, so each
+    frame is compared with dcmtk on a copy whose shared group holds that frame's rescale; the window is
+    passed as +Ww because dcmtk does not read Frame VOI LUT Sequences."""
+    ds = pydicom.dcmread(support.test_file("eCT_Supplemental.dcm"))
+    transform = Dataset()
+    transform.RescaleIntercept, transform.RescaleSlope, transform.RescaleType = "-500", "2", "HU"
+    window = Dataset()
+    window.WindowCenter, window.WindowWidth = "300", "700"
+    ds.PerFrameFunctionalGroupsSequence[1].PixelValueTransformationSequence = Sequence([transform])
+    ds.PerFrameFunctionalGroupsSequence[1].FrameVOILUTSequence = Sequence([window])
+    path = str(tmp_path / "enhanced.dcm")
+    ds.save_as(path, enforce_file_format=True)
+    info = ImageInfo.from_dataset(pydicom.dcmread(path), path)
+    header = dicomrender.render(path, "header")
+    comparisons = []
+    for frame in range(2):
+        parameters = info.frame_parameters(frame)
+        shared = pydicom.dcmread(path)
+        group = shared.PerFrameFunctionalGroupsSequence[frame].get("PixelValueTransformationSequence")
+        if group is not None:
+            shared.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence = group
+            del shared.PerFrameFunctionalGroupsSequence[frame].PixelValueTransformationSequence
+        copy_path = str(tmp_path / f"shared{frame}.dcm")
+        shared.save_as(copy_path, enforce_file_format=True)
+        stored = info.format.stored(info.words([frame]))[0]
+        modality = support.exact_modality(info, frame, truncate=False)
+        c, w = parameters.windows[0].center, parameters.windows[0].width
+        comparison = support.Comparison("eCT_Supplemental.dcm (per-frame groups)", f"frame {frame + 1} {c}/{w}", 1)
+        theirs = support.dcm2pnm(copy_path, ("+Ww", str(c), str(w)), 2, frame + 1)[0]
+        support.compare(comparison, theirs, header[frame], stored, modality,
+                        support.ExactWindow(support.exact(c), support.exact(w)), Window(c, w), info.inverse)
+        comparisons.append(comparison)
+    report.add("eCT_Supplemental.dcm (per-frame groups)",
+               dict(photometric=info.photometric, frames=2, note="synthetic", bits="16/16/no",
+                    tsyntax="Explicit VR Little Endian"), comparisons)
+    assert [str(p.modality.slope) for p in map(info.frame_parameters, range(2))] == ["1.0", "2.0"]
+    failures = [f for c in comparisons for f in c.failures]
+    assert not failures, failures
