@@ -502,9 +502,6 @@ def _window_plan(dtype: np.dtype, center, width, function, slope, intercept, bit
             or (dtype.kind == "f" and dtype.itemsize < 4):
         raise TypeError(f"window() takes 8/16/32-bit integer or float32/float64 arrays, got {dtype}")
     vois = _as_windows(center, width, function)
-    if not 1 <= len(vois) <= _kernel.MAX_WINDOWS:  # checked here too: cached plans skip render_stored
-        raise InvalidWindowError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}",
-                                 attribute="WindowCenter")
     modality = Rescale(slope, intercept)
     if dtype.kind == "f":
         fmt = None
@@ -562,7 +559,8 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
         fmt, modality, vois = _window_plan(dtype, center, width, function, slope, intercept, bits_stored, high_bit,
                                            signed)
         compiled = None
-        if fmt is not None and fmt.bits_stored <= LUT_MAX_BITS and dtype.isnative:
+        if fmt is not None and fmt.bits_stored <= LUT_MAX_BITS and dtype.isnative \
+                and 1 <= len(vois) <= _kernel.MAX_WINDOWS:  # otherwise render_stored raises the error
             compiled = _compile(fmt, modality, vois, bool(invert))
         plan = (fmt, modality, vois, compiled)
         if key is not None:
