@@ -198,10 +198,11 @@ cdef int _windows(params, dr_window *w) except -1:
         w[j].intercept = row[6 * j + 1]
         w[j].center = row[6 * j + 2]
         w[j].width = row[6 * j + 3]
+        # checked as doubles: casting NaN or a huge value to int is undefined behaviour
+        if not (row[6 * j + 4] == 0 or row[6 * j + 4] == 1 or row[6 * j + 4] == 2):
+            raise ValueError(f"unknown function code {row[6 * j + 4]}")
         w[j].function = <int>row[6 * j + 4]
-        w[j].invert = <int>row[6 * j + 5]
-        if w[j].function < 0 or w[j].function > 2:
-            raise ValueError(f"unknown function code {w[j].function}")
+        w[j].invert = row[6 * j + 5] != 0
     return k
 
 
