@@ -587,12 +587,23 @@ def run_api_case(case: Dict[str, Any]) -> Dict[str, Any]:
                        rng.choice((0, 1, 255, 4095, 65535, 65536, 0xFFFFFFFF)), rng.choice((1, 2, 64)))
     except (ValueError, TypeError):
         pass
-    params = np.array([[1.0, 0.0, 40.0, 80.0, rng.choice((0, 1, 2, 3, -1)), 0]] * max(k, 1), dtype=np.float64)
+    params = np.array([[1.0, 0.0, 40.0, 80.0, rng.choice((0, 1, 2, 3, -1, float("nan"), 1e10)), 0]] * max(k, 1),
+                      dtype=np.float64)
     try:
         _kernel.arithmetic(src, params[: rng.choice((0, 1, 4, 5))] if rng.random() < 0.2 else params, out,
                            rng.choice((0, 4, 16, 31, 32, -1)), rng.choice((0, 1, 16, 32, 33)),
                            rng.random() < 0.5, rng.choice((1, 2)))
     except (ValueError, TypeError):
+        pass
+    affine = np.array([[rng.choice((1.0, 0.5, -2.0, 1e30, float("nan"), float("inf"))),
+                        rng.choice((0.0, 127.5, -1e30, float("nan"))),
+                        rng.choice((0.0, 100.0, -32768.0, 65535.0, 70000.0, float("nan"), 0.5))]] * max(k, 1),
+                      dtype=np.float64)
+    try:
+        _kernel.affine(src, affine[: rng.choice((0, 1, 4, 5))] if rng.random() < 0.2 else affine, out,
+                       rng.choice((0, 4, 15, 16, -1)), rng.choice((0, 1, 8, 12, 16, 17)), rng.random() < 0.5,
+                       rng.choice((1, 2)))
+    except (ValueError, TypeError, RuntimeError):
         pass
     return outcome
 
