@@ -430,3 +430,21 @@ def test_kernel_gather_either_refuses_or_equals_numpy(dtype, n, k, table_bits, s
     if n:
         index = (src.astype(np.uint64) >> np.uint64(shift)) & np.uint64(mask)
         np.testing.assert_array_equal(out.reshape(n, k), tables[:, index.astype(np.int64)].T)
+
+
+@pytest.mark.parametrize("code", [3.0, -1.0, 0.5, math.nan, math.inf, 1e10, -1e300])
+def test_kernel_arithmetic_refuses_function_codes_it_cannot_represent(code):
+    # found under UBSan: NaN and 1e10 were cast to int before the range check
+    params = np.array([[1.0, 0.0, 40.0, 80.0, code, 0.0]])
+    with pytest.raises(ValueError, match="unknown function code"):
+        _kernel.arithmetic(np.zeros(4, np.float32), params, np.zeros(4, np.uint8))
+
+
+@pytest.mark.parametrize("code", [0.0, 1.0, 2.0])
+def test_kernel_arithmetic_accepts_the_three_function_codes(code):
+    params = np.array([[1.0, 0.0, 40.0, 80.0, code, 0.0]])
+    out = np.zeros(3, np.uint8)
+    _kernel.arithmetic(np.array([0.0, 40.0, 100.0], np.float32), params, out)
+    function = FUNCTIONS[int(code)]
+    np.testing.assert_array_equal(out, _reference.render_reference(np.array([0.0, 40.0, 100.0]), 40.0, 80.0,
+                                                                   function=function))
