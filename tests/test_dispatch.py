@@ -191,6 +191,24 @@ def test_affine_proof_never_changes_a_pixel(bits, signed, slope, intercept, cent
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32])
+def test_gather_reads_only_each_words_own_bits(target, dtype):
+    """Shifts with masks wider than what is left of the word: the eight-words-at-a-time loop must not
+    pick up bits of the neighbouring word."""
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype)
+    words = rng.integers(info.min, info.max, size=1003, dtype=dtype, endpoint=True)
+    bits = np.dtype(dtype).itemsize * 8
+    tables = rng.integers(0, 256, size=(1, 1 << 16), dtype=np.uint8)
+    unsigned = words.view(f"u{bits // 8}").astype(np.uint64)
+    for shift in sorted({0, 1, 4, 7, bits - 1}):
+        for mask in (0xFF, 0xFFF, 0xFFFF):
+            out = np.empty(words.size, dtype=np.uint8)
+            _kernel.gather(words, tables, out, shift, mask)
+            np.testing.assert_array_equal(out, tables[0, ((unsigned >> np.uint64(shift)) & np.uint64(mask)).astype(np.int64)],
+                                          err_msg=f"shift {shift} mask {mask:#x}")
+
+
 def test_affine_parameters_are_checked(target):
     words = np.arange(100, dtype=np.uint16)
     out = np.empty(100, dtype=np.uint8)

@@ -132,12 +132,39 @@ static inline uint8_t dr_affine_px(int32_t stored, const dr_affine *w)
 
 /* ---- loops, instantiated per target ------------------------------------ */
 
+/* One-table gather over 16-bit words.  Scalar loads beat AVX2/AVX-512 gathers on the CPUs
+ * measured (vpgatherdd from a table widened to 32 bits ran at 2.5 Gpx/s, this at 3.2 on one
+ * AMD Zen 4 core); reading four words per load and storing eight results at once saves a
+ * quarter of the instructions of the plain loop. */
+static inline void dr_gather1_words16(const uint16_t *restrict src, size_t n, const uint8_t *restrict table,
+                                      uint8_t *restrict out, int shift, uint32_t mask)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t m = mask & (0xFFFFu >> shift); /* never a bit of the neighbouring word */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w0, w1;
+        memcpy(&w0, src + i, 8);
+        memcpy(&w1, src + i + 4, 8);
+        uint64_t r = (uint64_t)table[(w0 >> shift) & m] | (uint64_t)table[(w0 >> (16 + shift)) & m] << 8 |
+                     (uint64_t)table[(w0 >> (32 + shift)) & m] << 16 |
+                     (uint64_t)table[((w0 >> 48) >> shift) & m] << 24 | (uint64_t)table[(w1 >> shift) & m] << 32 |
+                     (uint64_t)table[(w1 >> (16 + shift)) & m] << 40 |
+                     (uint64_t)table[(w1 >> (32 + shift)) & m] << 48 | (uint64_t)table[((w1 >> 48) >> shift) & m] << 56;
+        memcpy(out + i, &r, 8);
+    }
+#endif
+    for (; i < n; i++) out[i] = table[((uint32_t)src[i] >> shift) & mask];
+}
+
 #define DR_GATHER_LOOP(NAME, T, ATTR)                                                        \
     ATTR static void NAME(const T *restrict src, size_t n, const uint8_t *restrict tables,     \
                           size_t table_size, int k, uint8_t *restrict out, int shift,          \
                           uint32_t mask)                                                       \
     {                                                                                          \
-        if (k == 1) {                                                                          \
+        if (k == 1 && sizeof(T) == 2) {                                                        \
+            dr_gather1_words16((const uint16_t *)src, n, tables, out, shift, mask);            \
+        } else if (k == 1) {                                                                   \
             for (size_t i = 0; i < n; i++) out[i] = tables[((uint32_t)src[i] >> shift) & mask]; \
         } else if (k == 3) {                                                                   \
             const uint8_t *t0 = tables, *t1 = tables + table_size, *t2 = tables + 2 * table_size; \
