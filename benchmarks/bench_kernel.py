@@ -6,8 +6,9 @@ One pytest-benchmark group per data set (12-bit and 16-bit signed CT-like volume
 * ``cast_floor`` -- ``np.copyto(out_u8, stored_u16, casting="unsafe")``: read 2 bytes,
   write 1 byte per pixel, nothing else.  No windowing kernel can beat it by much;
 * ``dicomrender_*`` -- :func:`dicomrender.window` (brain window, out= reused like the
-  floor's) on 1 thread, on all threads, forced onto the lookup-table gather, forced onto
-  the fused float64 arithmetic, and three windows (brain / bone / lung) to RGB in one pass;
+  floor's) on 1 thread, on all threads, from two Python threads at once (half the volume
+  each), forced onto the lookup-table gather, forced onto the fused float64 arithmetic, and
+  three windows (brain / bone / lung) to RGB in one pass;
 * ``numpy_float32`` -- the usual float32 expression with ``np.clip``;
 * ``numpy_piecewise_float64`` -- the classic ``np.piecewise`` recipe in float64;
 * ``pydicom_chain`` -- ``apply_modality_lut`` + ``apply_voi_lut`` + scaling to 8 bits.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -154,6 +156,30 @@ def _pydicom_dataset(volume) -> tuple[Dataset, float, float]:
 def test_pydicom_chain(benchmark, ct_volume):
     ds, y_min, y_max = _pydicom_dataset(ct_volume)
     _measure(benchmark, ct_volume, lambda: pydicom_chain(ct_volume.stored, ds, y_min, y_max), slow=True)
+
+
+_POOL = ThreadPoolExecutor(2)
+
+
+def test_dicomrender_two_python_threads(benchmark, ct_volume):
+    """Two Python threads each window half the volume at once (the loops release the GIL; a call
+    that overlaps another runs on its own thread, so the two scale like the kernel's own threads).
+
+    Defined last so it runs after every other benchmark: each Python thread that calls the kernel
+    gets its own OpenMP worker pool, whose idle spinning would otherwise perturb later runs."""
+    slices = ct_volume.stored.shape[0]
+    if slices < 2:
+        pytest.skip("one slice: nothing to split between Python threads")
+    out = np.empty(ct_volume.stored.shape, dtype=np.uint8)
+    halves = [(ct_volume.stored[: slices // 2], out[: slices // 2]), (ct_volume.stored[slices // 2:], out[slices // 2:])]
+
+    def run():
+        futures = [_POOL.submit(dicomrender.window, stored, CENTER, WIDTH, out=part, **_window_kwargs(ct_volume))
+                   for stored, part in halves]
+        for future in futures:
+            future.result()
+
+    _measure(benchmark, ct_volume, run)
 
 
 @pytest.mark.parametrize("kind", ["ct12", "ct16s"])

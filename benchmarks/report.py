@@ -27,6 +27,7 @@ METHODS = [
     ("test_cast_floor", "cast floor `np.copyto(u8, u16, casting='unsafe')`"),
     ("test_dicomrender_1_thread", "dicomrender, 1 thread"),
     ("test_dicomrender_all_threads", "dicomrender, all threads"),
+    ("test_dicomrender_two_python_threads", "dicomrender, 2 Python threads, half each"),
     ("test_dicomrender_lut_path", "dicomrender, table gather (forced)"),
     ("test_dicomrender_arithmetic_path", "dicomrender, float64 arithmetic (forced)"),
     ("test_dicomrender_three_windows", "dicomrender, three windows to RGB"),
