@@ -23,6 +23,7 @@ numpy reports its buffers to) in ``extra_info["peak_mib"]``.
 from __future__ import annotations
 
 import gc
+import os
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,6 +42,16 @@ THREE = ([40.0, 400.0, -600.0], [80.0, 1800.0, 1500.0])     # brain, bone, lung
 ROUNDS = {1: (300, 20), 64: (20, 3), 400: (8, 2)}
 
 
+def _scheduling() -> str:
+    """"fifo:<priority>" under chrt -f, else "other" (recorded so the report can say how it ran)."""
+    try:
+        if os.sched_getscheduler(0) == os.SCHED_FIFO:
+            return f"fifo:{os.sched_getparam(0).sched_priority}"
+    except (AttributeError, OSError):
+        pass
+    return "other"
+
+
 def _measure(benchmark, volume, function, slow=False):
     gc.collect()
     tracemalloc.start()
@@ -55,6 +66,7 @@ def _measure(benchmark, volume, function, slow=False):
     benchmark.extra_info["pixels"] = volume.pixels
     benchmark.extra_info["kind"] = volume.kind
     benchmark.extra_info["slices"] = volume.stored.shape[0]
+    benchmark.extra_info["sched"] = _scheduling()
     benchmark.group = f"{volume.kind} {volume.stored.shape[0]}x512x512"
     rounds = ROUNDS[volume.stored.shape[0]][1 if slow else 0]
     benchmark.pedantic(function, rounds=rounds, iterations=1, warmup_rounds=1)
