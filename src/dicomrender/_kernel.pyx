@@ -9,6 +9,7 @@ microsecond, which matters for single small images.
 """
 
 from libc.stdint cimport uint8_t, uint32_t
+from libc.math cimport fabs, fmax
 
 cimport numpy as cnp
 
@@ -175,6 +176,14 @@ def affine(src, params, out, int shift, int bits, bint is_signed, int nthreads=1
     cdef int itemsize = _words(words, "affine")
     if bits < 1 or shift < 0 or shift + bits > itemsize * 8:
         raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    # The loop converts float32(d) * a + b to int32: out of range (or inf/NaN) that is undefined
+    # behaviour, so bound it over the stored values the words can hold.
+    cdef double low = -<double>(1 << (bits - 1)) if is_signed else 0.0
+    cdef double high = low + <double>(1 << bits) - 1.0
+    for j in range(k):
+        if not (fabs(row[3 * j]) * fmax(fabs(low - w[j].pivot), fabs(high - w[j].pivot)) + fabs(row[3 * j + 1])
+                < 2147483520.0):
+            raise ValueError(f"a {row[3 * j]} and b {row[3 * j + 1]} can overflow the conversion to integer")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(words)
     cdef uint8_t *o = _out(out, n, k)
     cdef const void *ptr = cnp.PyArray_DATA(words)
