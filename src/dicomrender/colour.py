@@ -223,6 +223,8 @@ def _colour_samples(info: ImageInfo, indices) -> np.ndarray:
     if info.columns % 2:
         raise InvalidDatasetError("YBR_FULL_422 needs an even number of Columns", attribute="Columns")
     value = ds[info.pixel_keyword].value
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise PixelDataError(f"{info.pixel_keyword} has no byte value", attribute=info.pixel_keyword)
     dtype = info.word_dtype if tsyntax is None or tsyntax.is_little_endian else info.word_dtype.newbyteorder(">")
     frame_items = info.rows * info.columns * 2
     if len(value) < frame_items * dtype.itemsize * info.frames:
