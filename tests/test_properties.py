@@ -448,3 +448,18 @@ def test_kernel_arithmetic_accepts_the_three_function_codes(code):
     function = FUNCTIONS[int(code)]
     np.testing.assert_array_equal(out, _reference.render_reference(np.array([0.0, 40.0, 100.0]), 40.0, 80.0,
                                                                    function=function))
+
+
+@pytest.mark.parametrize("a, b, bits, signed", [(math.inf, 0.0, 16, False), (-math.inf, 0.0, 12, True),
+                                                (65536.0, 0.0, 16, False), (1.0, 2.0 ** 31, 8, False)])
+def test_kernel_affine_refuses_parameters_that_overflow_the_integer_conversion(a, b, bits, signed):
+    # found under UBSan: float32(d) * a + b was converted to int32 out of range
+    with pytest.raises(ValueError):
+        _kernel.affine(np.arange(16, dtype=np.uint16), np.array([[a, b, 0.0]]), np.zeros(16, np.uint8), 0, bits,
+                       signed)
+
+
+def test_kernel_affine_accepts_the_largest_safe_slope():
+    out = np.zeros(3, np.uint8)
+    _kernel.affine(np.array([0, 1, 65535], np.uint16), np.array([[32768.0, 0.0, 0.0]]), out, 0, 16, False)
+    assert list(out) == [0, 255, 255]
