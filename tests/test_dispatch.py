@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import test_kernel as foundation
 from dicomrender import _kernel, _reference, window, windowing
 from dicomrender.windowing import Rescale, StoredFormat, Window, render_stored
 
@@ -74,6 +75,28 @@ FORMATS = [
     StoredFormat(16, 16, 15, True),
     StoredFormat(16, 16, 15, False),
 ]
+
+
+# The foundation's kernel tests (tests/test_kernel.py), run again on each forced target.
+FOUNDATION = {
+    "test_window_equals_reference_on_every_stored_value": [dict(bits=b, signed=s) for b in foundation.BITS
+                                                           for s in (False, True)],
+    "test_high_bit_and_garbage_bits_never_leak": [{}],
+    "test_arithmetic_path_equals_reference": [dict(dtype=d) for d in ("int32", "uint32", "float32", "float64")],
+    "test_nan_renders_black_and_infinities_saturate": [{}],
+    "test_paths_agree_on_integer_data": [{}],
+    "test_multi_window_equals_single_windows_stacked": [{}],
+    "test_shapes_and_out_buffer": [{}],
+    "test_brain_window_hand_computed_points": [{}],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOUNDATION))
+def test_foundation_kernel_tests_on_every_target(target, name):
+    function = getattr(foundation, name, None)
+    assert function is not None, f"tests/test_kernel.py no longer has {name}"
+    for kwargs in FOUNDATION[name]:
+        function(**kwargs)
 
 
 def _reference_render(words, fmt, modality, vois, invert):
