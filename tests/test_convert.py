@@ -347,6 +347,120 @@ def test_real_files_native_compressed_colour_and_non_images(tmp_path):
     assert _hashes(src) == before
 
 
+def test_pool_with_other_threads_running_uses_a_forkserver(tree, tmp_path, monkeypatch):
+    import multiprocessing
+    import threading
+
+    src, _ = tree
+    reference = convert(src, tmp_path / "ref", jobs=1)
+    methods = []
+    get_context = multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: methods.append(method) or
+                        get_context(method))
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        result = convert(src, tmp_path / "pool", jobs=2)
+    finally:
+        stop.set()
+        thread.join()
+    assert methods == ["forkserver"]
+    assert result.records == reference.records
+    assert _outputs(tmp_path / "pool") == _outputs(tmp_path / "ref")
+    methods.clear()
+    assert convert(src, tmp_path / "fork", jobs=2).records == reference.records
+    assert methods == ["fork" if threading.active_count() == 1 else "forkserver"]
+
+
+def test_rerun_reads_headers_only(tmp_path, monkeypatch):
+    import pydicom.filereader
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        write_dataset(_ct(i, shape=(2, 128, 160))[0], src / f"big{i}.dcm")  # Pixel Data > 64 KiB: read on demand
+    convert(src, out, jobs=1)
+    reads = []
+    original = pydicom.filereader.read_deferred_data_element
+    monkeypatch.setattr(pydicom.filereader, "read_deferred_data_element",
+                        lambda *args, **kwargs: reads.append(args) or original(*args, **kwargs))
+    result = convert(src, out, jobs=1)
+    assert result.written == 0 and len(result.ok) == 2
+    assert reads == []  # complete outputs: Pixel Data never read
+    (out / "big0_0002.jpg").unlink()
+    result = convert(src, out, jobs=1)
+    assert result.written == 1 and len(reads) == 1  # the header, then Pixel Data of big0 only
+
+
+def test_package_exports_convert():
+    import dicomrender
+
+    assert dicomrender.convert is convert
+
+
+def test_scripts_without_main_guard(tree, tmp_path):
+    src, _ = tree
+    call = f"dicomrender.convert({str(src)!r}, {str(tmp_path / 'out')!r}, jobs=2)"
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"import dicomrender\nprint({call}.summary())\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "7 files: 5 ok" in run.stdout  # workers are forked: no re-import
+    # With another thread running, workers come from a forkserver and re-import the script.
+    script.write_text("import threading, dicomrender\nthreading.Thread(target=threading.Event().wait, "
+                      f"daemon=True).start()\n{call}\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert "RuntimeError: a worker process could not start" in run.stderr
+    assert 'if __name__ == "__main__":' in run.stderr
+
+
+def test_output_folder_holding_the_sources_is_bad_usage(tree):
+    src, _ = tree
+    before = _hashes(src)
+    assert cli.main(["convert", str(src), "-o", str(src), "-q"]) == 2
+    assert cli.main(["convert", str(src / "series1"), "-o", str(src), "-q"]) == 2
+    assert _hashes(src) == before
+
+
+def test_an_input_inside_the_output_folder_is_never_replaced(tree, tmp_path):
+    src, _ = tree
+    out = tmp_path / "out"
+    (out / "series1").mkdir(parents=True)
+    keep = out / "series1" / "ct_0.png"
+    keep.write_bytes(b"an input that happens to live in the output folder")
+    result = convert([src, keep], out, format="png", jobs=1, overwrite=True)
+    assert {r.source: (r.status, r.error) for r in result if r.status != "ok"} == {
+        f"{src}/series1/ct_0.dcm": ("failed", "OutputPathError"), str(keep): ("skipped", "NotDicomError"),
+        f"{src}/README.txt": ("skipped", "NotDicomError"), f"{src}/series2/broken.dcm": ("failed", "PixelDataError")}
+    assert keep.read_bytes() == b"an input that happens to live in the output folder"
+    # the same through a symlink met while walking a source folder
+    (src / "series1" / "link").symlink_to(keep)
+    result = convert(src, out, format="png", jobs=1, overwrite=True)
+    assert {r.source: r.error for r in result.failed}[f"{src}/series1/ct_0.dcm"] == "OutputPathError"
+    assert keep.read_bytes() == b"an input that happens to live in the output folder"
+
+
+def test_warnings_go_to_the_report_not_the_terminal(tree, tmp_path, monkeypatch, recwarn):
+    import importlib
+    import warnings
+
+    render_module = importlib.import_module("dicomrender.render")
+    original = render_module.render
+
+    def render(ds, *args, **kwargs):
+        warnings.warn(f"odd header in {os.path.basename(ds.filename)}", UserWarning)
+        return original(ds, *args, **kwargs)
+
+    monkeypatch.setattr(render_module, "render", render)
+    src, _ = tree
+    result = convert(src / "series1", tmp_path / "out", jobs=1)
+    assert [(os.path.basename(r.source), r.message) for r in result] == [
+        ("ct_0.dcm", "warning: odd header in ct_0.dcm"), ("ct_1.DCM", "warning: odd header in ct_1.DCM"),
+        ("cine.dcm", "warning: odd header in cine.dcm")]
+    assert len(recwarn) == 0
+
+
 # ---- faults: processes killed from outside, hanging decoders, dying workers --------
 
 # Loaded at interpreter start (sitecustomize) by the command and its worker processes only: makes
@@ -511,88 +625,6 @@ def test_dask_local_cluster_equals_the_local_run(tree, tmp_path, dask_cluster):
     assert len(_outputs(local)) == len(expected)
     assert _report(tmp_path / "d.csv") == _report(tmp_path / "l.csv")
     assert _hashes(src) == before
-
-
-def test_rerun_reads_headers_only(tmp_path, monkeypatch):
-    import pydicom.filereader
-
-    src, out = tmp_path / "src", tmp_path / "out"
-    src.mkdir()
-    for i in range(2):
-        write_dataset(_ct(i, shape=(2, 128, 160))[0], src / f"big{i}.dcm")  # Pixel Data > 64 KiB: read on demand
-    convert(src, out, jobs=1)
-    reads = []
-    original = pydicom.filereader.read_deferred_data_element
-    monkeypatch.setattr(pydicom.filereader, "read_deferred_data_element",
-                        lambda *args, **kwargs: reads.append(args) or original(*args, **kwargs))
-    result = convert(src, out, jobs=1)
-    assert result.written == 0 and len(result.ok) == 2
-    assert reads == []  # complete outputs: Pixel Data never read
-    (out / "big0_0002.jpg").unlink()
-    result = convert(src, out, jobs=1)
-    assert result.written == 1 and len(reads) == 1  # the header, then Pixel Data of big0 only
-
-
-def test_package_exports_convert():
-    import dicomrender
-
-    assert dicomrender.convert is convert
-
-
-def test_script_without_main_guard_gets_a_clear_error(tree, tmp_path):
-    src, _ = tree
-    script = tmp_path / "unguarded.py"
-    script.write_text(f"import dicomrender\ndicomrender.convert({str(src)!r}, {str(tmp_path / 'out')!r}, jobs=2)\n")
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1
-    assert "RuntimeError: a worker process could not start" in run.stderr
-    assert 'if __name__ == "__main__":' in run.stderr
-
-
-def test_output_folder_holding_the_sources_is_bad_usage(tree):
-    src, _ = tree
-    before = _hashes(src)
-    assert cli.main(["convert", str(src), "-o", str(src), "-q"]) == 2
-    assert cli.main(["convert", str(src / "series1"), "-o", str(src), "-q"]) == 2
-    assert _hashes(src) == before
-
-
-def test_an_input_inside_the_output_folder_is_never_replaced(tree, tmp_path):
-    src, _ = tree
-    out = tmp_path / "out"
-    (out / "series1").mkdir(parents=True)
-    keep = out / "series1" / "ct_0.png"
-    keep.write_bytes(b"an input that happens to live in the output folder")
-    result = convert([src, keep], out, format="png", jobs=1, overwrite=True)
-    assert {r.source: (r.status, r.error) for r in result if r.status != "ok"} == {
-        f"{src}/series1/ct_0.dcm": ("failed", "OutputPathError"), str(keep): ("skipped", "NotDicomError"),
-        f"{src}/README.txt": ("skipped", "NotDicomError"), f"{src}/series2/broken.dcm": ("failed", "PixelDataError")}
-    assert keep.read_bytes() == b"an input that happens to live in the output folder"
-    # the same through a symlink met while walking a source folder
-    (src / "series1" / "link").symlink_to(keep)
-    result = convert(src, out, format="png", jobs=1, overwrite=True)
-    assert {r.source: r.error for r in result.failed}[f"{src}/series1/ct_0.dcm"] == "OutputPathError"
-    assert keep.read_bytes() == b"an input that happens to live in the output folder"
-
-
-def test_warnings_go_to_the_report_not_the_terminal(tree, tmp_path, monkeypatch, recwarn):
-    import importlib
-    import warnings
-
-    render_module = importlib.import_module("dicomrender.render")
-    original = render_module.render
-
-    def render(ds, *args, **kwargs):
-        warnings.warn(f"odd header in {os.path.basename(ds.filename)}", UserWarning)
-        return original(ds, *args, **kwargs)
-
-    monkeypatch.setattr(render_module, "render", render)
-    src, _ = tree
-    result = convert(src / "series1", tmp_path / "out", jobs=1)
-    assert [(os.path.basename(r.source), r.message) for r in result] == [
-        ("ct_0.dcm", "warning: odd header in ct_0.dcm"), ("ct_1.DCM", "warning: odd header in ct_1.DCM"),
-        ("cine.dcm", "warning: odd header in cine.dcm")]
-    assert len(recwarn) == 0
 
 
 def test_dask_several_files_per_cluster_task(tmp_path, dask_cluster):

@@ -677,7 +677,10 @@ class _Worker:
 
         self.conn, child = multiprocessing.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, options), daemon=True)
-        self.process.start()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking with native threads; see _pool_context for why it is safe here.
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            self.process.start()
         child.close()
         self.queue: deque = deque()  # (index, task); the first is being converted
         self.started = 0.0  # when the first of the queue started
@@ -718,29 +721,27 @@ _READY = "ready"
 _PRELOAD = ["dicomrender.convert", "dicomrender.render", "PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin"]
 
 
-#: Set by the command line, whose process never renders itself (so holds no OpenMP thread pool)
-#: and runs no other threads: workers can then be forked directly, without a forkserver.
-_FORK_SAFE = False
-
-
 def _pool_context():
     """The multiprocessing context for a new worker.
 
-    A fork is cheapest, and safe when this process runs no thread whose
-    locks or pools a fork would copy half-way (the command line's case);
-    otherwise workers fork from a forkserver, a clean process started once.
-    Forkserver workers re-import the main script by path, which cannot work
-    for code read from stdin: fork then anyway.
+    A fork is cheapest and, when this process runs no other Python thread,
+    safe: no lock can be copied in a locked state.  Native threads (BLAS,
+    the kernel's OpenMP pool) do not matter, because workers render with one
+    kernel thread and never enter a parallel region.  With other Python
+    threads (a dask client, a web server...) workers fork from a forkserver,
+    a clean process started once; its workers re-import the main script,
+    which cannot work for code read from stdin: fork then anyway.
     """
     import importlib
     import multiprocessing
+    import threading
 
     methods = multiprocessing.get_all_start_methods()
     main = sys.modules.get("__main__")
     main_path = getattr(main, "__file__", None)
     unimportable_main = (main_path is not None and getattr(getattr(main, "__spec__", None), "name", None) is None
                          and not os.path.isfile(main_path))
-    if "fork" in methods and (_FORK_SAFE or unimportable_main):
+    if "fork" in methods and (threading.active_count() == 1 or unimportable_main):
         for name in _PRELOAD:  # imported once here rather than in every worker
             importlib.import_module(name)
         return multiprocessing.get_context("fork")
@@ -1097,10 +1098,6 @@ def _cmd_convert(args) -> int:
     from .cli import preset_arg
     from .errors import UnknownPresetError
 
-    import threading
-
-    global _FORK_SAFE
-    _FORK_SAFE = threading.active_count() == 1
     try:
         result = convert(args.sources, args.outdir, preset=preset_arg(args.preset), window=args.window,
                          format=args.format, quality=args.quality, compress_level=args.compress_level,
@@ -1113,8 +1110,6 @@ def _cmd_convert(args) -> int:
     except KeyboardInterrupt:
         print("dicomrender convert: interrupted; rerun the same command to finish", file=sys.stderr)
         return 130
-    finally:
-        _FORK_SAFE = False
     for record in result.failed:
         print(f"failed: {record.source}: {record.error}: {record.message}", file=sys.stderr)
     if not args.quiet:
