@@ -226,7 +226,8 @@ class ConvertReport:
     def summary(self) -> str:
         outputs = sum(len(r.outputs) for r in self.ok)
         rate = f", {len(self) / self.elapsed:.1f} files/s" if self.elapsed > 0 else ""
-        return (f"{len(self)} file{'' if len(self) == 1 else 's'}: {len(self.ok)} ok ({outputs} images, {self.written} written, "
+        files = f"{len(self)} file{'' if len(self) == 1 else 's'}"
+        return (f"{files}: {len(self.ok)} ok ({outputs} images, {self.written} written, "
                 f"{outputs - self.written} kept), {len(self.skipped)} skipped, {len(self.failed)} failed"
                 f" in {self.elapsed:.1f} s{rate}")
 
