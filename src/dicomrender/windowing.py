@@ -204,14 +204,22 @@ VOI = Union[Window, VOILut]
 
 # ---- threads ---------------------------------------------------------------
 
-_threads = max(1, os.cpu_count() or 1)
+def _usable_cpus() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_threads = _usable_cpus()
 
 
 def set_threads(n: Optional[int]) -> None:
-    """Set the default number of kernel threads (``None``: all cores)."""
+    """Set the default number of kernel threads (``None``: every core this process may use)."""
     global _threads
     if n is None:
-        n = os.cpu_count() or 1
+        n = _usable_cpus()
     if int(n) < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     _threads = int(n)
