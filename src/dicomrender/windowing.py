@@ -357,7 +357,9 @@ def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: b
             return None
         b = np.float32((lower + upper) / 2)
         y = p + b
-        if not np.all(np.abs(y) < _AFFINE_LIMIT):
+        # the kernel also bounds |a| * max|d| + |b| before converting to int32
+        bound = abs(float(a)) * float(np.abs(d).max()) + abs(float(b))
+        if not (np.all(np.abs(y) < _AFFINE_LIMIT) and bound < _AFFINE_LIMIT):
             return None
         got = np.clip(np.trunc(y), 0, 255).astype(np.uint8)
     if not np.array_equal(got, table):
@@ -510,6 +512,9 @@ def _window_plan(dtype: np.dtype, center, width, function, slope, intercept, bit
             or (dtype.kind == "f" and dtype.itemsize < 4):
         raise TypeError(f"window() takes 8/16/32-bit integer or float32/float64 arrays, got {dtype}")
     vois = _as_windows(center, width, function)
+    if not 1 <= len(vois) <= _kernel.MAX_WINDOWS:  # checked here too: cached plans skip render_stored
+        raise InvalidWindowError(f"between 1 and {_kernel.MAX_WINDOWS} windows are needed, got {len(vois)}",
+                                 attribute="WindowCenter")
     modality = Rescale(slope, intercept)
     if dtype.kind == "f":
         fmt = None
