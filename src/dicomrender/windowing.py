@@ -564,9 +564,11 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
         array = np.asarray(array)
     dtype = array.dtype
     try:
-        key = (dtype, center, width, function, slope, intercept, bits_stored, high_bit, signed, invert)
+        key = (dtype, tuple(center) if type(center) is list else center, tuple(width) if type(width) is list else width,
+               tuple(function) if type(function) is list else function, slope, intercept, bits_stored, high_bit,
+               signed, invert)
         plan = _WINDOW_PLANS.get(key)
-    except TypeError:  # sequences of windows given as lists or arrays: not hashable, parse every time
+    except TypeError:  # windows given as arrays (or lists of unhashable items): parse every time
         key = plan = None
     if plan is None:
         fmt, modality, vois = _window_plan(dtype, center, width, function, slope, intercept, bits_stored, high_bit,
