@@ -182,10 +182,20 @@ def targets(rows: dict) -> list[str]:
     return out
 
 
+def update_readme(path: Path, report: str) -> None:
+    """Replace the README's copy of the summary table (the table whose header starts like ours)."""
+    table = report.split("## Summary (ct12, Gpx/s and x floor)\n\n", 1)[1].split("\n\n", 1)[0]
+    text = path.read_text()
+    start = text.index("| 12-bit CT, brain window |")
+    end = text.index("\n\n", start)
+    path.write_text(text[:start] + table + text[end:])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--json", type=Path, help="read this saved --benchmark-json instead of running")
+    parser.add_argument("--readme", type=Path, help="also replace the summary table in this README")
     parser.add_argument("--save-json", type=Path, default=HERE.parent / ".benchmarks" / "kernel.json",
                         help="where to keep the raw pytest-benchmark JSON of the run")
     args = parser.parse_args(argv)
@@ -197,6 +207,8 @@ def main(argv=None) -> int:
         data = json.loads(args.save_json.read_text())
     report = build_report(data)
     args.output.write_text(report + "\n")
+    if args.readme:
+        update_readme(args.readme, report)
     print(report)
     return 0
 
