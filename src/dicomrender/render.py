@@ -113,7 +113,9 @@ def render(src, preset: Union[str, Sequence[str], None] = None, *, window: Optio
     threads : int, optional
         Kernel threads (default :func:`dicomrender.get_threads`).
     max_pixels : int, optional
-        Refuse images with more pixels than this (decompression bombs).
+        Refuse images with more pixels (rows x columns x frames x samples)
+        than this, before decoding anything (decompression bombs).  Default
+        ``2**31`` (``dicomrender.image.DEFAULT_MAX_PIXELS``); ``None``: no limit.
     **options
         Passed to presets, e.g. ``voi_index=1`` or ``voi_explanation="BONE"``
         for the header window; ``colour_window=True`` lets ``window=`` window
