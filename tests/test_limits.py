@@ -70,8 +70,10 @@ def _claiming(name: str, **attributes) -> Dataset:
     return ds
 
 
-def test_default_max_pixels_is_documented_in_the_signature():
+def test_default_max_pixels_is_documented():
     assert inspect.signature(dicomrender.render).parameters["max_pixels"].default == DEFAULT_MAX_PIXELS == 1 << 31
+    doc = " ".join(dicomrender.render.__doc__.split())
+    assert "Default ``2**31`` (``dicomrender.image.DEFAULT_MAX_PIXELS``)" in doc
 
 
 @pytest.mark.parametrize("max_pixels", [DEFAULT_MAX_PIXELS, None], ids=["default-limit", "no-limit"])
