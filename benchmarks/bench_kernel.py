@@ -5,6 +5,7 @@ One pytest-benchmark group per data set (12-bit and 16-bit signed CT-like volume
 
 * ``cast_floor`` -- ``np.copyto(out_u8, stored_u16, casting="unsafe")``: read 2 bytes,
   write 1 byte per pixel, nothing else.  No windowing kernel can beat it by much;
+* ``astype_uint8`` -- ``stored.astype(np.uint8)``, the same cast into a new array;
 * ``dicomrender_*`` -- :func:`dicomrender.window` (brain window, out= reused like the
   floor's) on 1 thread, on all threads, from two Python threads at once (half the volume
   each), forced onto the lookup-table gather, forced onto the fused float64 arithmetic, and
@@ -79,6 +80,11 @@ def _window_kwargs(volume):
 def test_cast_floor(benchmark, ct_volume):
     out = np.empty(ct_volume.stored.shape, dtype=np.uint8)
     _measure(benchmark, ct_volume, lambda: np.copyto(out, ct_volume.stored, casting="unsafe"))
+
+
+def test_astype_uint8(benchmark, ct_volume):
+    """The cast users reach for first (wrong pictures, but the cost of a plain allocating pass)."""
+    _measure(benchmark, ct_volume, lambda: ct_volume.stored.astype(np.uint8))
 
 
 def test_dicomrender_1_thread(benchmark, ct_volume):

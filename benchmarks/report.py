@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 METHODS = [
     ("test_cast_floor", "cast floor `np.copyto(u8, u16, casting='unsafe')`"),
+    ("test_astype_uint8", "`stored.astype(np.uint8)` (allocates)"),
     ("test_dicomrender_1_thread", "dicomrender, 1 thread"),
     ("test_dicomrender_all_threads", "dicomrender, all threads"),
     ("test_dicomrender_two_python_threads", "dicomrender, 2 Python threads, half each"),

@@ -1,8 +1,9 @@
 /* Inner loops of dicomrender's fused windowing kernel.
  *
  * Every loop is compiled once per instruction-set target (baseline, AVX2,
- * AVX-512 on x86-64) from the same source and chosen at run time, so one
- * binary runs on any CPU and never needs -march=native.  The arithmetic must
+ * AVX-512, AVX-512 with VBMI on x86-64) and chosen at run time, so one binary
+ * runs on any CPU and never needs -march=native; the affine loop and the RGB
+ * interleave have explicit intrinsics, the others are auto-vectorised.  The arithmetic must
  * equal the float64 reference bit for bit: the build sets -ffp-contract=off so
  * no multiply-add is fused, and nothing here is reassociated (-fno-trapping-math
  * only lets the compiler turn selects into vector blends; IEEE results are
