@@ -966,7 +966,7 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
         Windows computed from the pixels (min-max, when the file has none)
         cover the frames rendered: all of them, or the one selected.
     jobs : int, optional
-        Worker processes (default: all cores).  ``1`` converts in this process
+        Worker processes (default: all cores this process may use).  ``1`` converts in this process
         (unless ``timeout`` is given: then in one worker process).
     scheduler : str or distributed.Client, optional
         Run on a dask.distributed cluster: a scheduler address, ``"local"``
@@ -1006,7 +1006,7 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
         sources = [sources]
     preset, window, frames = _check_options(preset, window, format, quality, compress_level, frames, jobs, timeout,
                                             scheduler)
-    jobs = int(jobs) if jobs is not None else (os.cpu_count() or 1)
+    jobs = int(jobs) if jobs is not None else _usable_cores()
     tasks, collisions, protected = collect_tasks(sources, outdir)
     tasks, clashes = _frame_name_clashes(tasks, frames)
     collisions += clashes
@@ -1043,6 +1043,14 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     if report is not None:
         result.write_csv(report)
     return result
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _progress_bar(total: int, progress: Optional[bool]):
