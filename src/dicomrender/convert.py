@@ -966,8 +966,9 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
         Windows computed from the pixels (min-max, when the file has none)
         cover the frames rendered: all of them, or the one selected.
     jobs : int, optional
-        Worker processes (default: all cores this process may use).  ``1`` converts in this process
-        (unless ``timeout`` is given: then in one worker process).
+        Worker processes (default: all cores this process may use).  ``1``
+        converts in this process (unless ``timeout`` is given: then in one
+        worker process).
     scheduler : str or distributed.Client, optional
         Run on a dask.distributed cluster: a scheduler address, ``"local"``
         for a new ``LocalCluster`` of ``jobs`` worker processes, or a Client.
