@@ -9,7 +9,9 @@ with several windows in one pass.
 from __future__ import annotations
 
 import gc
+import os
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -259,6 +261,36 @@ def test_small_inputs_stay_on_one_thread_and_volumes_split():
     assert _kernel.threads_for(64 * 512 * 512, 2) == 2
     assert _kernel.threads_for(64 * 512 * 512, 0) == 1
     assert _kernel.threads_for(0, 8) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_process_forked_after_threaded_work_renders_without_hanging():
+    """libgomp's thread pool does not survive fork(): a child that started a thread team after its
+    parent had one would wait forever.  The kernel runs such children on one thread."""
+    words = _words(12, False, 16, THREADED)
+    fmt, modality, vois = StoredFormat(16, 12, 11, False), Rescale(1.0, -1024.0), [Window(40, 80)]
+    expected = render_stored(words, fmt, modality, vois, threads=2)  # the parent starts a team
+    assert _kernel.threads_for(words.size, 2) == (2 if _kernel.HAVE_OPENMP else 1)
+    pid = os.fork()
+    if pid == 0:  # child: render on "two" threads, report through the exit status
+        ok = False
+        try:
+            ok = np.array_equal(render_stored(words, fmt, modality, vois, threads=2), expected) \
+                and _kernel.threads_for(words.size, 2) == 1
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in the kernel")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert np.array_equal(render_stored(words, fmt, modality, vois, threads=2), expected)  # parent still fine
 
 
 def test_set_target_rejects_unknown_and_restores_best():

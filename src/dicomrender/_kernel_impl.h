@@ -675,10 +675,30 @@ static int dr_have_openmp(void)
 }
 
 /* Threads a loop over n pixels uses when nthreads are asked for. */
+/* libgomp's thread pool does not survive fork(): a child process that starts a parallel region
+ * after its parent had one waits forever for workers that were not copied.  So a child forked
+ * after the first team (multiprocessing's "fork" workers, for instance) runs every loop on its
+ * own thread. */
+#if defined(_OPENMP) && (defined(__unix__) || defined(__APPLE__))
+#include <pthread.h>
+#define DR_WATCH_FORK 1
+#else
+#define DR_WATCH_FORK 0
+#endif
+#ifdef _OPENMP
+static int dr_team_started = 0; /* a thread team has run in this process */
+static int dr_forked_after_team = 0;
+#endif
+
+#if DR_WATCH_FORK
+static void dr_after_fork_in_child(void) { dr_forked_after_team = dr_team_started; }
+#endif
+
 static int dr_threads_for(size_t n, int nthreads)
 {
 #ifdef _OPENMP
     size_t most = n / ((size_t)DR_CHUNK * DR_MIN_CHUNKS_PER_THREAD);
+    if (dr_forked_after_team) return 1;
     if (nthreads < 1) nthreads = 1;
     if ((size_t)nthreads > most) nthreads = most < 1 ? 1 : (int)most;
     return nthreads;
@@ -709,6 +729,7 @@ static int dr_active_calls = 0;
         int busy_ = DR_ENTER();                                                         \
         int threads_ = busy_ ? 1 : dr_threads_for((n), (nthreads));                     \
         if (threads_ > 1) {                                                             \
+            dr_team_started = 1;                                                        \
             ptrdiff_t per_ = (ptrdiff_t)((n_chunks_ + threads_ - 1) / threads_) * DR_CHUNK; \
             _Pragma("omp parallel for num_threads(threads_) schedule(static, 1)")       \
             for (int t_ = 0; t_ < threads_; t_++) {                                     \
@@ -754,6 +775,9 @@ static void dr_init(void)
 {
 #if DR_HAVE_X86_TARGETS
     dr_rgb_init();
+#endif
+#if DR_WATCH_FORK
+    pthread_atfork(NULL, NULL, dr_after_fork_in_child);
 #endif
 }
 
