@@ -74,6 +74,7 @@ FORMATS = [
     StoredFormat(8, 6, 6, True),       # stored bits 1..6 of a byte, signed
     StoredFormat(16, 12, 11, False),
     StoredFormat(16, 12, 13, True),    # stored bits 2..13, garbage on both sides
+    StoredFormat(16, 12, 13, False),
     StoredFormat(16, 16, 15, True),
     StoredFormat(16, 16, 15, False),
 ]
