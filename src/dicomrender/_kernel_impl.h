@@ -79,10 +79,11 @@ typedef struct {
 #define DR_TARGET_AVX512VBMI 3
 #define DR_N_TARGETS 4
 
-static inline uint8_t dr_to_uint8(double y, int invert)
+/* snap: 0 for SIGMOID, whose exact value is never an integer (see _reference.to_uint8). */
+static inline uint8_t dr_to_uint8(double y, int invert, int snap)
 {
     if (invert) y = 255.0 - y;
-    y = floor(y + DR_SNAP);
+    y = floor(snap ? y + DR_SNAP : y);
     if (!(y >= 0.0)) return 0; /* negative or NaN */
     if (y > 255.0) return 255;
     return (uint8_t)y;
@@ -110,7 +111,7 @@ static inline double dr_voi(double x, const dr_window *w)
 static inline uint8_t dr_pixel(double s, const dr_window *w)
 {
     double x = s * w->slope + w->intercept;
-    return dr_to_uint8(dr_voi(x, w), w->invert);
+    return dr_to_uint8(dr_voi(x, w), w->invert, w->function != DR_SIGMOID);
 }
 
 /* Stored value of a word of at most 16 bits. */

@@ -6,7 +6,8 @@ step of the pipeline is one function, evaluated in float64 with numpy.
 
 The 8-bit value is ``floor(y')`` clipped to 0..255, where ``y'`` is the
 display value after inversion; a ``y'`` within ``SNAP`` of an integer counts
-as that integer (see ``PIPELINE.md`` section 5), so ``floor(y' + SNAP)``.
+as that integer (see ``PIPELINE.md`` section 5), so ``floor(y' + SNAP)``;
+SIGMOID, whose exact value is never an integer, is floored without the snap.
 NaN modality values render as 0.
 """
 
@@ -109,13 +110,18 @@ def voi_lut_values(x: np.ndarray, lut: np.ndarray, first_mapped: int, bits: int)
     return entries * (255.0 / ((1 << bits) - 1))
 
 
-def to_uint8(y: np.ndarray, invert: bool = False) -> np.ndarray:
-    """Presentation and the rounding rule: ``floor(y' + SNAP)`` clipped, NaN -> 0."""
+def to_uint8(y: np.ndarray, invert: bool = False, snap: bool = True) -> np.ndarray:
+    """Presentation and the rounding rule: ``floor(y' + SNAP)`` clipped, NaN -> 0.
+
+    ``snap=False`` for SIGMOID: its exact value is transcendental, never an
+    integer for finite input, so a float64 result within 1e-9 below an integer
+    is a true value just below it (a tail approaching 255), and floors down.
+    """
     y = np.asarray(y, dtype=np.float64)
     if invert:
         y = 255.0 - y
     with np.errstate(invalid="ignore"):
-        out = np.floor(y + SNAP)
+        out = np.floor(y + SNAP) if snap else np.floor(y)
         out = np.where(np.isnan(out), 0.0, np.clip(out, 0.0, 255.0))
     return out.astype(np.uint8)
 
@@ -133,4 +139,4 @@ def render_reference(raw: np.ndarray, center: float, width: float, *, function: 
             signed = raw.dtype.kind == "i"
     s = stored_values(raw, bits_stored or 0, high_bit, bool(signed))
     m = modality_values(s, slope, intercept)
-    return to_uint8(voi_values(m, center, width, function), invert)
+    return to_uint8(voi_values(m, center, width, function), invert, snap=function.upper() != "SIGMOID")

@@ -165,7 +165,7 @@ def _explicit_window(rgb: np.ndarray, bits: int, window, function: Optional[str]
 
     center, width = window
     w = Window(center, width, function or "LINEAR")
-    return _reference.to_uint8(w.values(rgb.astype(np.float64)))
+    return _reference.to_uint8(w.values(rgb.astype(np.float64)), snap=w.snap)
 
 
 def render_colour(info: ImageInfo, indices: Sequence[int], *, window=None, function: Optional[str] = None,

@@ -91,6 +91,11 @@ class Window:
         object.__setattr__(self, "width", width)
         object.__setattr__(self, "function", function)
 
+    @property
+    def snap(self) -> bool:
+        """Whether the rounding rule snaps near-integers (not for SIGMOID: see ``_reference.to_uint8``)."""
+        return self.function != "SIGMOID"
+
     def values(self, x: np.ndarray) -> np.ndarray:
         """Continuous display values in [0, 255] for modality values ``x``."""
         return _reference.voi_values(x, self.center, self.width, self.function)
@@ -118,6 +123,9 @@ class VOILut:
         object.__setattr__(self, "data", _lut_array(self.data, "LUTData"))
         if not 1 <= int(self.bits) <= 16:
             raise InvalidDatasetError(f"LUTDescriptor bits must be 8..16, got {self.bits}", attribute="LUTDescriptor")
+
+    #: entry * 255 / (2**bits - 1) is rational: the snap applies.
+    snap = True
 
     def values(self, x: np.ndarray) -> np.ndarray:
         return _reference.voi_lut_values(x, self.data, self.first_mapped, self.bits)
@@ -286,7 +294,7 @@ def _compile_by_value(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI]
     m = modality.values(fmt.domain())
     tables = np.empty((len(vois), m.size), dtype=np.uint8)
     for j, voi in enumerate(vois):
-        tables[j] = _reference.to_uint8(voi.values(m), invert)
+        tables[j] = _reference.to_uint8(voi.values(m), invert, voi.snap)
     tables.setflags(write=False)
     compiled = _Compiled(tables, _prove_affine(fmt, modality, vois, invert, tables))
     with _TABLE_LOCK:
@@ -456,7 +464,7 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
     if path == "reference":
         x = modality.values(raw.astype(np.float64) if is_float else fmt.stored(raw))
         for j, voi in enumerate(vois):
-            channel = _reference.to_uint8(voi.values(x), invert)
+            channel = _reference.to_uint8(voi.values(x), invert, voi.snap)
             if k == 1:
                 result[...] = channel
             else:

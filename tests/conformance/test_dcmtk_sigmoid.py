@@ -1,11 +1,10 @@
 """SIGMOID (``dcm2pnm +Ww c w +Wfs``) against dcmtk.
 
 dcmtk's output is ``floor(y')`` of ``y' = 255 / (1 + exp(-4 (m - c) / w))`` with no
-snapping.  The project's reference snaps a ``y'`` within 1e-9 of an integer up
-to that integer (PIPELINE.md section 5), which is right for LINEAR, whose exact
-values often are integers, but not for SIGMOID, whose tails come within 1e-9
-of 0 and 255 without reaching them: there render gives 255 where the exact
-value is 254.99999999... and dcmtk gives 254.
+snapping.  The rounding rule snaps a float64 ``y'`` within 1e-9 of an integer only
+where the exact value can be an integer (LINEAR, LINEAR_EXACT, VOI LUTs); SIGMOID's
+exact value never is, and its tails come within 1e-9 of 255 without reaching it
+(254.99999999... floors to 254), so it is floored unsnapped, like dcmtk.
 """
 
 from __future__ import annotations
@@ -41,9 +40,7 @@ def test_dcmtk_sigmoid_is_the_unsnapped_floor(name, dcmtk):
         np.testing.assert_array_equal(theirs, np.clip(np.floor(y), 0, 255).astype(np.uint8), err_msg=f"{c}/{w}")
 
 
-@pytest.mark.xfail(strict=True, reason="the reference snaps SIGMOID values within 1e-9 below 255 (or an integer) "
-                                       "up; exact floor gives one less, as dcmtk does")
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+@pytest.mark.parametrize("name", FILES)
 def test_render_sigmoid_equals_dcmtk(name, dcmtk):
     path, info, _ = _case(name)
     for c, w in WINDOWS:
