@@ -173,7 +173,7 @@ def measure(count: int, repeat: int, workdir: Path) -> list:
 
     The methods take turns, ``repeat`` rounds, each run into an empty output
     folder (a first conversion), so that load from other processes hits them
-    alike; the best round counts.  CPU time is this process's (serial methods).
+    alike; the best round counts.  CPU time includes finished child processes.
     """
     src = workdir / "src"
     paths = make_tree(src, count)
@@ -194,18 +194,18 @@ def measure(count: int, repeat: int, workdir: Path) -> list:
     wall = {name: float("inf") for name, _, _ in cases}
     cpu = {name: float("inf") for name, _, _ in cases}
     for round_ in range(repeat + 1):  # round 0 warms the page cache, the imports and the fork server
-        for name, serial, fn in cases:
+        for name, _, fn in cases:
             shutil.rmtree(out, ignore_errors=True)
             start, start_cpu, start_children = time.perf_counter(), time.process_time(), _children_cpu()
             fn()
             if round_:
                 seconds = time.perf_counter() - start
                 if seconds < wall[name]:
-                    # CPU of this process, plus that of finished child processes (the command line and
-                    # the workers it forked); the API's pool forks from a forkserver: not counted.
+                    # CPU of this process, plus that of its finished child processes (pool workers, the
+                    # command line and the workers it forked); workers forked by a forkserver are not counted.
                     wall[name] = seconds
                     cpu[name] = time.process_time() - start_cpu + _children_cpu() - start_children
-    return [(name, wall[name], cpu[name] if serial or "command line" in name else None) for name, serial, _ in cases]
+    return [(name, wall[name], cpu[name]) for name, _, _ in cases]
 
 
 def _children_cpu() -> float:
