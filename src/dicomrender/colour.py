@@ -74,20 +74,61 @@ def _little_endian(ds) -> bool:
     return encoding[1] is not False
 
 
-def _segmented_direct_entries(words) -> int:
-    """Entries the discrete and linear segments of a segmented LUT (PS3.3 C.7.9.2) add, without expanding it."""
-    total = i = 0
-    while i + 1 < len(words):
-        opcode, length = words[i], words[i + 1]
-        if opcode == 0:
-            total, i = total + length, i + 2 + length
-        elif opcode == 1:
-            total, i = total + length, i + 3
-        elif opcode == 2:  # indirect: copies earlier segments, counted by the expansion itself
-            i += 4
-        else:
-            break
-    return total
+#: Segments a segmented LUT may visit while expanding (indirect ones included); real palettes use a few.
+_SEGMENT_BUDGET = 1_000_000
+
+
+def _segmented_size(words, fmt: str, limit: int) -> Optional[int]:
+    """Entries pydicom's expansion of a segmented LUT (PS3.3 C.7.9.2) yields, counted without expanding.
+
+    ``None`` when that is more than ``limit`` entries or takes more than
+    :data:`_SEGMENT_BUDGET` segment visits: a few kB of linear segments expand
+    to gigabytes, and each indirect segment can double the table.  Follows
+    pydicom's reading of indirect offsets; malformed data counts as 0 here and
+    is reported by the expansion itself.
+    """
+    budget = [_SEGMENT_BUDGET]
+    order = [3, 2, 1, 0] if "<" in fmt else [2, 3, 0, 1]
+
+    def count(start: int, segments: Optional[int], depth: int) -> Optional[int]:
+        if depth > 64:
+            return None
+        total, offset, read = 0, start, 0
+        while offset + 1 < len(words):
+            opcode, length = words[offset], words[offset + 1]
+            offset += 2
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            if opcode == 0:  # the data may end early: the expansion then takes what is there
+                total, offset = total + max(0, min(length, len(words) - offset)), offset + length
+            elif opcode == 1:
+                total, offset = total + length, offset + 1
+            elif opcode == 2:
+                if "B" in fmt:
+                    b = [words[offset + i] for i in order]
+                    target = (b[0] << 8 | b[1]) << 16 | (b[2] << 8 | b[3])
+                    offset += 4
+                else:
+                    target = words[offset + 1] << 16 | words[offset]
+                    offset += 2
+                copied = count(start + target, length, depth + 1)  # offsets are relative, as in pydicom
+                if copied is None:
+                    return None
+                total += copied
+            else:
+                return total
+            if total > limit:
+                return None
+            read += 1
+            if read == segments:
+                break
+        return total
+
+    try:
+        return count(0, None, 0)
+    except IndexError:
+        return 0
 
 
 def palette_tables(ds, signed: bool = False) -> tuple:
@@ -142,8 +183,7 @@ def palette_tables(ds, signed: bool = False) -> tuple:
                 words = unpack(fmt, raw[:len(raw) // size * size])
             except Exception as exc:
                 raise InvalidDatasetError(f"{segmented} cannot be expanded: {exc}", attribute=segmented) from None
-            direct = _segmented_direct_entries(words)
-            if direct > n:  # refuse before expanding: a few kB of linear segments expand to gigabytes
+            if _segmented_size(words, fmt, n) is None:  # refused before expanding: see _segmented_size
                 raise InvalidDatasetError(f"{segmented} expands to more than the {n} entries {keyword} says",
                                           attribute=segmented)
             try:
