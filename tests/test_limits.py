@@ -240,3 +240,27 @@ def test_histogram_preset_over_a_huge_value_range_allocates_nothing_big(slope):
         low, high = 0.0, 63 * slope
     expected = dicomrender.window(pixels, (low + high + 1) / 2, high - low + 1, slope=slope)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_segmented_palette_with_doubling_indirect_segments_is_refused_before_expansion():
+    # each indirect segment copies every segment before it: 40 of them (163 words) expand to 2**40 entries
+    words = [0, 1, 5]
+    for k in range(1, 41):
+        words += [2, k, 0, 0]
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    ds = _image(pixels, PhotometricInterpretation="PALETTE COLOR")
+    for colour in ("Red", "Green", "Blue"):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(ds, f"Segmented{colour}PaletteColorLookupTableData", struct.pack(f"<{len(words)}H", *words))
+        ds[f"Segmented{colour}PaletteColorLookupTableData"].VR = "OW"
+    error, peak = _peak(lambda: dicomrender.render(ds))
+    assert isinstance(error, dicomrender.InvalidDatasetError), error
+    assert "256 entries" in str(error)
+    assert peak < SMALL
+    # eight doublings of one entry are exactly the 256 entries the descriptor announces: rendered
+    words = [0, 1, 0x1234]
+    for k in range(1, 9):
+        words += [2, k, 0, 0]
+    for colour in ("Red", "Green", "Blue"):
+        setattr(ds, f"Segmented{colour}PaletteColorLookupTableData", struct.pack(f"<{len(words)}H", *words))
+    np.testing.assert_array_equal(dicomrender.render(ds), np.full((8, 8, 3), 0x12, np.uint8))
