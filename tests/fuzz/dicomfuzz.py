@@ -340,6 +340,10 @@ def mutate(ds, rng: random.Random, log: List[str]) -> None:
                         words += [2, length % 4, rng.randrange(8), 0]
                     else:
                         words += [opcode, length, rng.randrange(65536)]
+                if rng.random() < 0.2:  # indirect segments copying everything before them: doubling
+                    words = [0, 1, rng.randrange(65536)]
+                    for k in range(1, rng.choice((4, 8, 20, 40)) + 1):
+                        words += [2, k, 0, 0]
                 _set_raw(ds, data_tag + 0x20, "OW", np.array(words, dtype="<u2").tobytes())
         log.append("palette")
     else:
