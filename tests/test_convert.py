@@ -559,8 +559,11 @@ def test_ctrl_c_stops_the_run_cleanly_and_rerun_completes(tmp_path):
     _many(src, 30)
     convert(src, reference, jobs=1)
     command = [sys.executable, "-m", "dicomrender.cli", "convert", str(src), "-o", str(out), "--jobs", "2", "-q"]
+    # A shell that runs a job in the background (as CI may) starts it with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the child the default disposition a terminal gives.
     process = subprocess.Popen(command, env=_hooked_env(tmp_path, delay=0.05), start_new_session=True,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while len(list(out.rglob("*.jpg"))) < 4 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)
