@@ -162,13 +162,7 @@ def _render(ds, filename, preset, window, function, invert, frame, out, strict, 
     for start, stop, parameters, vois in results:
         windowing.render_stored(words[start:stop], info.format, parameters.modality, vois, invert=do_invert,
                                 out=result[start:stop], threads=threads)
-    if frame is not None or info.frames == 1:
-        result = result[0]
-    if out is not None:
-        target = windowing._prepare_out(out, result.shape)
-        target[...] = result
-        return target
-    return result
+    return _deliver(result, info, frame, out)
 
 
 def _render_colour(info: ImageInfo, preset, window, function, invert, frame, out, options):
@@ -189,13 +183,18 @@ def _render_colour(info: ImageInfo, preset, window, function, invert, frame, out
             f"window= to window each channel", attribute="PhotometricInterpretation")
     indices = info.frame_indices(frame)
     result = colour.render_colour(info, indices, window=window, function=function, invert=invert)
+    return _deliver(result, info, frame, out)
+
+
+def _deliver(result: np.ndarray, info: ImageInfo, frame, out: Optional[np.ndarray]) -> np.ndarray:
+    """Drop the frame axis for one frame, and copy into the caller's ``out`` buffer when given."""
     if frame is not None or info.frames == 1:
         result = result[0]
-    if out is not None:
-        target = windowing._prepare_out(out, result.shape)
-        target[...] = result
-        return target
-    return result
+    if out is None:
+        return result
+    target = windowing._prepare_out(out, result.shape)
+    target[...] = result
+    return target
 
 
 def _frame_groups(info: ImageInfo, indices) -> list:
