@@ -158,11 +158,16 @@ def _render(ds, filename, preset, window, function, invert, frame, out, strict, 
     if any(len(r[3]) != k for r in results):
         raise DicomRenderError("presets gave different numbers of channels for different frames")
     shape = words.shape if k == 1 else words.shape + (k,)
-    result = windowing._prepare_out(None, shape)
+    squeeze = frame is not None or info.frames == 1
+    if out is not None:  # render straight into the caller's buffer: no second copy
+        windowing._prepare_out(out, shape[1:] if squeeze else shape)
+        result = out.reshape(shape)
+    else:
+        result = windowing._prepare_out(None, shape)
     for start, stop, parameters, vois in results:
         windowing.render_stored(words[start:stop], info.format, parameters.modality, vois, invert=do_invert,
                                 out=result[start:stop], threads=threads)
-    return _deliver(result, info, frame, out)
+    return out if out is not None else _deliver(result, info, frame, None)
 
 
 def _render_colour(info: ImageInfo, preset, window, function, invert, frame, out, options):
