@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synthetic import make_dataset, write_dataset  # noqa: F401  (re-exported for older imports)
+from synthetic import make_dataset
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ allocations (pydicom's decoders allocate their output frames through them).
 from __future__ import annotations
 
 import inspect
-import io
 import os
 import struct
 import tracemalloc
@@ -16,11 +15,12 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, get_frame
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import RLELossless
 
 import dicomrender
+from synthetic import make_dataset
 from dicomrender import _codestream
 from dicomrender.errors import PixelDataError
 from dicomrender.image import DEFAULT_MAX_PIXELS
@@ -42,25 +42,9 @@ def _peak(fn):
         tracemalloc.stop()
 
 
-def _image(pixels: np.ndarray, **attributes) -> Dataset:
+def _image(pixels: np.ndarray, **attributes):
     """A minimal native MONOCHROME2 dataset of ``pixels`` (rows, cols)."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.Modality = "OT"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
-    for keyword, value in attributes.items():
-        setattr(ds, keyword, value)
-    return ds
+    return make_dataset(pixels, modality="OT", **attributes)
 
 
 def _claiming(name: str, **attributes) -> Dataset:

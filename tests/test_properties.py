@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dicomrender
+from synthetic import make_dataset
 from dicomrender import _kernel, _reference
 from dicomrender.errors import (DicomRenderError, InvalidDatasetError, InvalidWindowError, PixelDataError,
                                 UnsupportedImageError)
-from dicomrender.windowing import ModalityLut, Rescale, StoredFormat, VOILut, Window, render_stored
+from dicomrender.windowing import ModalityLut, Rescale, StoredFormat, VOILut, render_stored
 
 EXAMPLES = int(os.environ.get("DICOMRENDER_PROPERTY_EXAMPLES", "300"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -306,27 +307,8 @@ def lut_items(draw):
 
 
 def _image_dataset(pixels: np.ndarray, **attributes):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.Modality = "OT"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = ds.BitsAllocated
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
-    for keyword, value in attributes.items():
-        setattr(ds, keyword, value)
-    return ds
+    """A minimal native MONOCHROME2 dataset of ``pixels`` (rows, cols)."""
+    return make_dataset(pixels, modality="OT", **attributes)
 
 
 @PROPERTY

@@ -20,7 +20,7 @@ from pydicom.errors import InvalidDicomError
 from . import _codestream
 from .errors import (DicomRenderError, InvalidDatasetError, MissingCodecError, NotDicomError, PixelDataError,
                      UnsupportedImageError)
-from .windowing import VOI, Modality, ModalityLut, Rescale, StoredFormat, VOILut, Window
+from .windowing import Modality, ModalityLut, Rescale, StoredFormat, VOILut, Window
 
 __all__ = ["read_dataset", "ImageInfo", "DEFAULT_MAX_PIXELS"]
 

@@ -12,7 +12,7 @@ import numpy as np
 from . import windowing
 from .errors import DicomRenderError, InvalidWindowError, UnsupportedImageError
 from .image import DEFAULT_MAX_PIXELS, FrameParameters, ImageInfo, read_dataset
-from .windowing import VOI, Window
+from .windowing import Window
 
 __all__ = ["render", "save", "RenderContext"]
 

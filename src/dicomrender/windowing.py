@@ -345,7 +345,7 @@ def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: b
     domain and must equal the exact table everywhere: that is the proof, per
     parameter set, that the fast path cannot change any output.
     """
-    slope, intercept, c, w = modality.slope, modality.intercept, voi.center, voi.width
+    slope, w = modality.slope, voi.width
     if voi.function == "LINEAR":
         if w <= 1:
             return None
