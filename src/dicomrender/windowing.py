@@ -17,6 +17,7 @@ microseconds before the loop starts.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -47,6 +48,15 @@ _FUNCTION_CODE = {name: i for i, name in enumerate(FUNCTIONS)}
 
 #: Largest stored-value domain composed into a lookup table (16 bits: 64 KiB per channel).
 LUT_MAX_BITS = 16
+
+
+@functools.lru_cache(maxsize=64)
+def _domain(bits_stored: int, signed: bool) -> np.ndarray:
+    # cached: 16-bit domains take ~2 ms to build and every data-driven window asks for one
+    patterns = np.arange(1 << bits_stored, dtype=np.int64)
+    values = _reference.stored_values(patterns, bits_stored, bits_stored - 1, signed)
+    values.setflags(write=False)
+    return values
 
 
 def _finite(value, attribute: str, error=InvalidWindowError) -> float:
@@ -203,9 +213,8 @@ class StoredFormat:
         return _UNSIGNED[self.bits_allocated]
 
     def domain(self) -> np.ndarray:
-        """Stored value of every bit pattern ``0 .. 2**bits_stored - 1``, in pattern order."""
-        patterns = np.arange(1 << self.bits_stored, dtype=np.int64)
-        return _reference.stored_values(patterns, self.bits_stored, self.bits_stored - 1, self.signed)
+        """Stored value of every bit pattern ``0 .. 2**bits_stored - 1``, in pattern order (read-only)."""
+        return _domain(self.bits_stored, self.signed)
 
     def stored(self, raw: np.ndarray) -> np.ndarray:
         return _reference.stored_values(raw, self.bits_stored, self.high_bit, self.signed)
