@@ -321,11 +321,6 @@ def _clear_caches() -> None:
         _WINDOW_PLANS.clear()
 
 
-def build_tables(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool) -> np.ndarray:
-    """One uint8 table per VOI over every stored bit pattern (cached)."""
-    return _compile(fmt, modality, vois, invert).tables
-
-
 #: The kernel's affine path keeps every intermediate below this, far inside int32.
 _AFFINE_LIMIT = float(1 << 30)
 
