@@ -315,7 +315,9 @@ def _keyword(tag) -> str:
 
 
 def _frame_count(ds, path: str) -> int:
-    value = ds.get("NumberOfFrames", 1)
+    from .image import _get
+
+    value = _get(ds, "NumberOfFrames", 1)
     try:
         frames = int(value if value not in (None, "") else 1)
     except (TypeError, ValueError):
@@ -394,11 +396,12 @@ def _write_output(path: str, data: bytes, fsync: bool) -> None:
     the next run removes if this one is killed), renamed over ``path``.
     """
     folder = os.path.dirname(path)
-    temp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}")
-    named = _write_unnamed(folder, path, temp, data, fsync) if _O_TMPFILE_WORKS else None
+    named = _write_unnamed(folder, path, data, fsync) if _O_TMPFILE_WORKS else None
     if named == path:
         return
+    temp = named
     if named is None:
+        temp = _temp_name(folder)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             _write_all(fd, data, fsync)
@@ -417,8 +420,13 @@ def _write_output(path: str, data: bytes, fsync: bool) -> None:
 _O_TMPFILE_WORKS = hasattr(os, "O_TMPFILE") and sys.platform.startswith("linux")
 
 
-def _write_unnamed(folder: str, path: str, temp: str, data: bytes, fsync: bool) -> Optional[str]:
-    """Write ``data`` to an ``O_TMPFILE`` file and give it the name ``path`` if free, else ``temp``.
+def _temp_name(folder: str) -> str:
+    # Made only when needed: uuid4 costs a getrandom call, ~10 µs per output.
+    return os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}")
+
+
+def _write_unnamed(folder: str, path: str, data: bytes, fsync: bool) -> Optional[str]:
+    """Write ``data`` to an ``O_TMPFILE`` file and give it the name ``path`` if free, else a temporary name.
 
     Returns the name given, or None where unnamed files are not supported.
     """
@@ -433,7 +441,8 @@ def _write_unnamed(folder: str, path: str, temp: str, data: bytes, fsync: bool) 
             return None
         try:
             _write_all(fd, data, fsync)
-            for name in (path, temp):
+            for name in (path, None):
+                name = name or _temp_name(folder)
                 try:
                     # dst_dir_fd makes this linkat(..., AT_SYMLINK_FOLLOW): it names the open file itself.
                     os.link(f"/proc/self/fd/{fd}", os.path.basename(name), dst_dir_fd=folder_fd,
@@ -502,7 +511,7 @@ def convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
 
 
 def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
-    from .image import _PIXEL_KEYWORDS
+    from .image import _PIXEL_KEYWORDS, _has
     from .render import encode_image, render
 
     # Unless an output of this file exists already, it is going to be rendered: read it in one go.
@@ -510,7 +519,7 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     new = options.overwrite or not any(os.path.lexists(first + end + options.suffix) for end in ("", "_0001"))
     ds, size = _read(task.path, whole=new)
     complete = _parsed_to_end(ds, task.path, size)
-    if not any(keyword in ds for keyword, _ in _PIXEL_KEYWORDS):
+    if not any(_has(ds, keyword) for keyword, _ in _PIXEL_KEYWORDS):
         meta = getattr(ds, "file_meta", None)
         sop = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta is not None else None)
         if complete is not False and sop and "Rows" not in ds:  # e.g. a structured report, a DICOMDIR

@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from . import _codestream
 from .errors import (DicomRenderError, InvalidDatasetError, MissingCodecError, NotDicomError, PixelDataError,
@@ -95,8 +96,31 @@ def _parse_elements(ds: Dataset, filename: Optional[str], nested: bool = False) 
                 _parse_elements(item, filename, nested=True)
 
 
+_TAGS: dict = {}
+
+
+def _tag(keyword: str) -> BaseTag:
+    tag = _TAGS.get(keyword)
+    if tag is None:
+        tag = _TAGS[keyword] = BaseTag(pydicom.datadict.tag_for_keyword(keyword))
+    return tag
+
+
+def _has(ds: Dataset, keyword: str) -> bool:
+    """``keyword in ds``: pydicom maps the keyword to its tag on every call (2 µs, dozens per image)."""
+    return _tag(keyword) in ds
+
+
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword, default)`` for a DICOM keyword, without pydicom's keyword lookup on every call."""
+    tag = _tag(keyword)
+    if tag not in ds:
+        return default
+    return ds[tag].value
+
+
 def _int(ds: Dataset, keyword: str, default: Optional[int] = None) -> int:
-    value = ds.get(keyword, default)
+    value = _get(ds, keyword, default)
     if value is None or value == "":
         if default is None:
             raise InvalidDatasetError(f"{keyword} is missing", attribute=keyword)
@@ -177,7 +201,7 @@ def _lut_table(item: Dataset, signed_first: bool, attribute: str,
 def _item(ds: Optional[Dataset], keyword: str) -> Optional[Dataset]:
     if ds is None:
         return None
-    seq = ds.get(keyword)
+    seq = _get(ds, keyword)
     if seq is None or len(seq) == 0:
         return None
     return seq[0]
@@ -222,7 +246,7 @@ class ImageInfo:
     @classmethod
     def from_dataset(cls, ds: Dataset, filename: Optional[str] = None,
                      max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> "ImageInfo":
-        keyword, float_dtype = next(((k, t) for k, t in _PIXEL_KEYWORDS if k in ds), (None, None))
+        keyword, float_dtype = next(((k, t) for k, t in _PIXEL_KEYWORDS if _has(ds, k)), (None, None))
         if keyword is None:
             raise PixelDataError("the data set has no Pixel Data (7FE0,0010)", attribute="PixelData")
         tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -241,7 +265,7 @@ class ImageInfo:
         if max_pixels is not None and total > max_pixels:
             raise PixelDataError(f"{rows}x{columns}x{frames}x{spp} = {total} pixels exceeds max_pixels={max_pixels}",
                                  attribute="Rows")
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2" if spp == 1 else "RGB") or
+        photometric = str(_get(ds, "PhotometricInterpretation", "MONOCHROME2" if spp == 1 else "RGB") or
                           "").strip().upper()
         if photometric not in PHOTOMETRIC[spp]:
             known = PHOTOMETRIC[1] + PHOTOMETRIC[3]
@@ -274,9 +298,9 @@ class ImageInfo:
                                               attribute="BitsAllocated")
                 packed_bits, bits_allocated = True, 8
             fmt = StoredFormat(bits_allocated, bits_stored, high_bit, bool(representation))
-        inverse = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
+        inverse = photometric == "MONOCHROME1" or str(_get(ds, "PresentationLUTShape", "")).strip().upper() == "INVERSE"
         padding = None
-        if "PixelPaddingValue" in ds:
+        if _has(ds, "PixelPaddingValue"):
             try:
                 first = int(ds.PixelPaddingValue)
                 last = int(ds.get("PixelPaddingRangeLimit", first))
@@ -285,7 +309,7 @@ class ImageInfo:
                 raise InvalidDatasetError("PixelPaddingValue must be an integer", attribute="PixelPaddingValue") from None
         return cls(ds, filename, rows, columns, frames, spp, photometric, fmt,
                    np.dtype(float_dtype) if float_dtype else None, keyword,
-                   str(ds.get("Modality", "")).strip().upper(), inverse, padding, packed_bits)
+                   str(_get(ds, "Modality", "")).strip().upper(), inverse, padding, packed_bits)
 
     # ---- header parameters ------------------------------------------------
 
@@ -311,7 +335,7 @@ class ImageInfo:
         """Modality and VOI of frame ``index``: per-frame groups, then shared groups, then the top level."""
         ds = self.dataset
         per_frame = None
-        seq = ds.get("PerFrameFunctionalGroupsSequence")
+        seq = _get(ds, "PerFrameFunctionalGroupsSequence")
         if seq is not None and index < len(seq):
             per_frame = seq[index]
         shared = _item(ds, "SharedFunctionalGroupsSequence")
@@ -331,7 +355,7 @@ class ImageInfo:
             modality: Modality = ModalityLut(data, first)
         else:
             modality = Rescale(_float(transform, "RescaleSlope", 1.0), _float(transform, "RescaleIntercept", 0.0))
-        rescale_type = str(transform.get("RescaleType", "") or "").strip().upper()
+        rescale_type = str(_get(transform, "RescaleType", "") or "").strip().upper()
         hounsfield = rescale_type == "HU" or (self.modality_name == "CT" and rescale_type in ("", "HU")
                                                and isinstance(modality, Rescale))
         voi_source = group("FrameVOILUTSequence") or ds
@@ -343,7 +367,7 @@ class ImageInfo:
             signed_modality = min(low * modality.slope, high * modality.slope) + modality.intercept < 0
         else:
             signed_modality = False  # Modality LUT entries are unsigned
-        for item in voi_source.get("VOILUTSequence", None) or ds.get("VOILUTSequence", None) or []:
+        for item in _get(voi_source, "VOILUTSequence") or _get(ds, "VOILUTSequence") or []:
             data, first, bits = _lut_table(item, signed_modality, "VOILUTSequence")
             voi_luts.append(VOILut(data, first, bits, str(item.get("LUTExplanation", "") or "") or None))
         return FrameParameters(modality, windows, voi_luts, hounsfield)
@@ -375,7 +399,7 @@ class ImageInfo:
     def words(self, indices: Sequence[int]) -> np.ndarray:
         """Allocated words of the frames ``indices`` as ``(len(indices), rows, columns[, samples])``."""
         ds = self.dataset
-        element = ds[self.pixel_keyword]
+        element = ds[_tag(self.pixel_keyword)]
         shape = (self.rows, self.columns) if self.samples_per_pixel == 1 else (self.rows, self.columns,
                                                                                  self.samples_per_pixel)
         tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -477,7 +501,7 @@ class ImageInfo:
 
 
 def _float(ds: Dataset, keyword: str, default: float) -> float:
-    value = ds.get(keyword, None)
+    value = _get(ds, keyword)
     if value is None or value == "":
         return default
     try:
@@ -487,12 +511,12 @@ def _float(ds: Dataset, keyword: str, default: float) -> float:
 
 
 def _header_windows(ds: Dataset) -> List["HeaderWindow"]:
-    centers = _values(ds.get("WindowCenter"))
-    widths = _values(ds.get("WindowWidth"))
+    centers = _values(_get(ds, "WindowCenter"))
+    widths = _values(_get(ds, "WindowWidth"))
     if not centers or not widths:
         return []
-    function = str(ds.get("VOILUTFunction", "") or "LINEAR")
-    explanations = [str(e) for e in _values(ds.get("WindowCenterWidthExplanation"))]
+    function = str(_get(ds, "VOILUTFunction", "") or "LINEAR")
+    explanations = [str(e) for e in _values(_get(ds, "WindowCenterWidthExplanation"))]
     windows = []
     for i, (c, w) in enumerate(zip(centers, widths)):
         explanation = explanations[i] if i < len(explanations) else None
