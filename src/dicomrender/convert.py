@@ -292,9 +292,11 @@ def _parsed_to_end(ds, path: str, size: int) -> Optional[bool]:
     if not tags:
         return False
     try:
-        element = ds.get_item(max(tags), keep_deferred=True)  # pydicom >= 3 would read a deferred value
+        # key=int: the same tag, compared as plain ints instead of through BaseTag's Python __gt__
+        last = max(tags, key=int)
+        element = ds.get_item(last, keep_deferred=True)  # pydicom >= 3 would read a deferred value
     except TypeError:
-        element = ds.get_item(max(tags))
+        element = ds.get_item(last)
     length, offset = getattr(element, "length", None), getattr(element, "value_tell", None)
     if length is None or offset is None or length == 0xFFFFFFFF:
         return None
@@ -358,10 +360,14 @@ def output_target(outdir: str, relative: str) -> str:
         # resolved.
         folder = os.path.join(folder, part)
         try:
-            os.mkdir(folder)
-        except FileExistsError:
-            pass
-        if stat.S_ISDIR(os.lstat(folder).st_mode):
+            mode = os.lstat(folder).st_mode  # the folder usually exists: one syscall, no exception
+        except FileNotFoundError:
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            mode = os.lstat(folder).st_mode
+        if stat.S_ISDIR(mode):
             continue
         real = os.path.realpath(folder)
         if os.path.commonpath([real, outdir]) != outdir or not os.path.isdir(real):
@@ -580,7 +586,7 @@ def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], Li
     tasks, collisions, seen, protected = [], [], {}, set()
     outdir_real = os.path.realpath(outdir)
 
-    def add(path, source, relative, check):
+    def add(path, source, relative, check, absolute=None):
         if check:  # only a file named on the command line, or a symlink, can be inside outdir
             real = os.path.realpath(path)
             if os.path.commonpath([real, outdir_real]) == outdir_real:
@@ -592,7 +598,7 @@ def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], Li
                                             message=f"output name {stem!r} is already used by {seen[key]}"))
             return
         seen[key] = source
-        tasks.append(ConvertTask(os.path.abspath(path), source, stem))
+        tasks.append(ConvertTask(absolute or os.path.abspath(path), source, stem))
 
     for src in sources:
         src = os.fspath(src)
@@ -608,9 +614,14 @@ def collect_tasks(sources: Iterable, outdir: str) -> Tuple[List[ConvertTask], Li
         for folder, dirnames, filenames in os.walk(src):
             dirnames[:] = sorted(d for d in dirnames
                                  if os.path.realpath(os.path.join(folder, d)) != outdir_real)
+            # Folder-relative and absolute names once per folder, not per file: a file name has no
+            # separator, "." or "..", so joining it to them gives what relpath/abspath of the file would.
+            relative_folder = os.path.relpath(folder, src)
+            absolute_folder = os.path.abspath(folder)
             for name in sorted(filenames):
                 path = os.path.join(folder, name)
-                add(path, path, os.path.relpath(path, src), os.path.islink(path))
+                relative = name if relative_folder == os.curdir else os.path.join(relative_folder, name)
+                add(path, path, relative, os.path.islink(path), os.path.join(absolute_folder, name))
     return tasks, collisions, frozenset(protected)
 
 

@@ -8,6 +8,7 @@ them).  Compressed Pixel Data goes through pydicom's decoders.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence
@@ -117,6 +118,20 @@ def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
     if tag not in ds:
         return default
     return ds[tag].value
+
+
+def _transfer_syntax(ds: Dataset):
+    """The file meta Transfer Syntax UID, or None."""
+    meta = getattr(ds, "file_meta", None)
+    if isinstance(meta, Dataset):
+        return _get(meta, "TransferSyntaxUID")
+    return getattr(meta, "TransferSyntaxUID", None)
+
+
+@functools.lru_cache(maxsize=64)
+def _is_transfer_syntax(uid: str) -> bool:
+    # a pure function of the UID text; building and validating a UID costs µs per image
+    return pydicom.uid.UID(uid).is_transfer_syntax
 
 
 def _int(ds: Dataset, keyword: str, default: Optional[int] = None) -> int:
@@ -249,8 +264,8 @@ class ImageInfo:
         keyword, float_dtype = next(((k, t) for k, t in _PIXEL_KEYWORDS if _has(ds, k)), (None, None))
         if keyword is None:
             raise PixelDataError("the data set has no Pixel Data (7FE0,0010)", attribute="PixelData")
-        tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        if tsyntax is not None and not pydicom.uid.UID(str(tsyntax)).is_transfer_syntax:
+        tsyntax = _transfer_syntax(ds)
+        if tsyntax is not None and not _is_transfer_syntax(str(tsyntax)):
             raise UnsupportedImageError(f"TransferSyntaxUID {str(tsyntax)!r} is not a known transfer syntax",
                                         attribute="TransferSyntaxUID")
         rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
@@ -402,7 +417,7 @@ class ImageInfo:
         element = ds[_tag(self.pixel_keyword)]
         shape = (self.rows, self.columns) if self.samples_per_pixel == 1 else (self.rows, self.columns,
                                                                                  self.samples_per_pixel)
-        tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        tsyntax = _transfer_syntax(ds)
         compressed = bool(tsyntax is not None and tsyntax.is_compressed and self.pixel_keyword == "PixelData")
         if compressed:
             # every frame needs at least one 8-byte fragment item: refuse impossible frame counts up front
