@@ -17,12 +17,26 @@ from .errors import DicomRenderError
 __all__ = ["main"]
 
 #: pydicom's bundled samples rendered by ``dicomrender demo``: (file, preset, output name).
+#: Only files that ship inside the pydicom package, so the demo needs no download.
 DEMO_FILES = (
     ("CT_small.dcm", "header", "ct_small_header.jpg"),
     ("CT_small.dcm", "auto", "ct_small_minmax.jpg"),
     ("MR_small.dcm", "header", "mr_small_header.jpg"),
-    ("emri_small.dcm", "header", "emri_small_frame0.jpg"),
+    ("examples_overlay.dcm", "header", "mr_overlay_header.jpg"),
+    ("examples_palette.dcm", "header", "us_palette.jpg"),
+    ("rtdose.dcm", "auto", "rtdose_frame0.png"),
 )
+
+
+def default_frame(path) -> Optional[int]:
+    """0 for a multi-frame file (an image file holds one frame), None otherwise."""
+    from .image import read_dataset
+
+    ds, _ = read_dataset(path, stop_before_pixels=True)
+    try:
+        return 0 if int(ds.get("NumberOfFrames", 1) or 1) > 1 else None
+    except (TypeError, ValueError):
+        return None  # render reports the bad NumberOfFrames with the file name
 
 
 def _window_args(parser: argparse.ArgumentParser) -> None:
@@ -82,11 +96,7 @@ _EXTRA_COMMANDS: list = [_add_convert]
 def _cmd_render(args) -> int:
     from .render import save
 
-    frame = args.frame
-    if frame is None:
-        from .image import read_dataset
-        ds, _ = read_dataset(args.input, stop_before_pixels=True)
-        frame = 0 if int(ds.get("NumberOfFrames", 1) or 1) > 1 else None
+    frame = default_frame(args.input) if args.frame is None else args.frame
     kwargs = dict(window=args.window, function=args.function, invert=args.invert, frame=frame, strict=args.strict)
     save(args.input, args.output, preset_arg(args.preset), quality=args.quality, **kwargs)
     print(args.output)
@@ -100,13 +110,13 @@ def _cmd_demo(args) -> int:
 
     os.makedirs(args.outdir, exist_ok=True)
     for name, preset, output in DEMO_FILES:
-        path = get_testdata_file(name)
-        pixels = render(path, preset)
-        if pixels.ndim == 3:
-            pixels = pixels[0]
+        path = get_testdata_file(name, download=False)
+        if path is None:
+            raise FileNotFoundError(f"pydicom's bundled sample {name} is missing; reinstall pydicom")
+        pixels = render(path, preset, frame=default_frame(path))
         target = os.path.join(args.outdir, output)
         write_image(pixels, target)
-        print(f"{name:16s} preset={preset:8s} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})")
+        print(f"{name:22s} preset={preset:8s} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})")
     return 0
 
 
