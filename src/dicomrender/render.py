@@ -158,9 +158,8 @@ def _render(ds, filename, preset, window, function, invert, frame, out, strict, 
     if any(len(r[3]) != k for r in results):
         raise DicomRenderError("presets gave different numbers of channels for different frames")
     shape = words.shape if k == 1 else words.shape + (k,)
-    squeeze = frame is not None or info.frames == 1
     if out is not None:  # render straight into the caller's buffer: no second copy
-        windowing._prepare_out(out, shape[1:] if squeeze else shape)
+        windowing._prepare_out(out, shape[1:] if _one_frame(info, frame) else shape)
         result = out.reshape(shape)
     else:
         result = windowing._prepare_out(None, shape)
@@ -191,9 +190,14 @@ def _render_colour(info: ImageInfo, preset, window, function, invert, frame, out
     return _deliver(result, info, frame, out)
 
 
+def _one_frame(info: ImageInfo, frame) -> bool:
+    """Whether the result is one frame, returned without the frame axis."""
+    return frame is not None or info.frames == 1
+
+
 def _deliver(result: np.ndarray, info: ImageInfo, frame, out: Optional[np.ndarray]) -> np.ndarray:
     """Drop the frame axis for one frame, and copy into the caller's ``out`` buffer when given."""
-    if frame is not None or info.frames == 1:
+    if _one_frame(info, frame):
         result = result[0]
     if out is None:
         return result

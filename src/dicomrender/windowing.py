@@ -492,9 +492,7 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
         raise ValueError("the arithmetic path takes a rescale and centre/width windows only")
     params = _params(modality, vois, invert)
     if is_float:
-        data = np.ascontiguousarray(raw).reshape(-1)
-        if data.dtype.byteorder not in "=|":
-            data = data.astype(data.dtype.newbyteorder("="))
+        data = np.ascontiguousarray(raw).reshape(-1)  # native order already (above)
         _kernel.arithmetic(data, params, flat_out, 0, 32, False, nthreads)
     else:
         words = np.ascontiguousarray(raw).view(fmt.unsigned_dtype).reshape(-1)
