@@ -157,6 +157,61 @@ def test_multi_window_one_pass_equals_reference(target, k):
                 np.testing.assert_array_equal(got, expected, err_msg=f"{target} {path} threads={threads}")
 
 
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{f.bits_allocated}a{f.bits_stored}s{f.high_bit}h{'S' if f.signed else 'U'}")
+def test_three_windows_to_rgb_on_every_word_format(target, fmt):
+    """The one-pass RGB loops have one specialisation per way of extracting the stored bits (all
+    bits, low bits, shifted bits, signed or not, 8- or 16-bit words): each against the reference,
+    with windows that share a pivot and windows that do not."""
+    words = _words(fmt.bits_stored if fmt.high_bit == fmt.bits_stored - 1 else fmt.bits_allocated, fmt.signed,
+                   fmt.bits_allocated, THREADED)
+    low = -(1 << (fmt.bits_stored - 1)) if fmt.signed else 0
+    span = 1 << fmt.bits_stored
+    modality = Rescale(1.0, 0.0)
+    # windows placed inside this format's range: narrow, wide and LINEAR_EXACT; then three far apart
+    sets = [[Window(low + span / 2, span / 8), Window(low + span / 3, span / 2), Window(low + span / 4, span, "LINEAR_EXACT")],
+            [Window(low + 3, 5), Window(low + span / 2, 40), Window(low + span - 4, 7)]]
+    proven = 0
+    for vois in sets:
+        for invert in (False, True):
+            expected = np.stack([_expected(words, fmt, modality, [v], invert) for v in vois], axis=-1)
+            proven += windowing._compile(fmt, modality, vois, invert).affine is not None
+            for threads in (1, 2):
+                got = render_stored(words, fmt, modality, vois, invert=invert, threads=threads)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{target} {vois} threads={threads}")
+    assert proven >= 2
+
+
+def test_fused_rounding_of_the_proof_decides_float64_midpoints():
+    """The proof emulates a float32 fused multiply-add with float64 arithmetic.  Here the float64
+    sum lands exactly on a midpoint between two float32 values and only the discarded bits know
+    which way the single rounding goes; the expected values are worked out by hand:
+    d * a = (2**32 - 1) * 2**-56 = 2**-24 - 2**-56, b = 1 + 2**-23."""
+    d, a, b = 65537.0, np.float32(65535 * 2.0 ** -56), np.float32(1 + 2.0 ** -23)
+    product = np.array([d * float(a), -d * float(a)])
+    assert product[0] == 2.0 ** -24 - 2.0 ** -56
+    got = windowing._fma_float32(product, b)
+    # b + 2**-24 - 2**-56 lies just below the midpoint b + 2**-24: rounds down to b
+    assert got[0] == b
+    # b - 2**-24 + 2**-56 lies just above the midpoint b - 2**-24: rounds up to b, not to 1.0 (even)
+    assert got[1] == b
+    # rounding the float64 sum again (double rounding) gets both wrong
+    assert np.float32(product[0] + float(b)) != b and np.float32(product[1] + float(b)) != b
+
+
+@settings(max_examples=300, deadline=None)
+@given(d=st.integers(-(1 << 17), 1 << 17), a=st.floats(-1e4, 1e4, width=32), b=st.floats(-1e6, 1e6, width=32))
+def test_fused_rounding_of_the_proof_equals_exact_rational_rounding(d, a, b):
+    """Against exact rational arithmetic: the float32 nearest to d * a + b (ties to even)."""
+    from fractions import Fraction
+
+    got = windowing._fma_float32(np.array([d * float(a)]), np.float32(b))[0]
+    exact = Fraction(d) * Fraction(a) + Fraction(b)
+    r = np.float32(float(exact))
+    candidates = [np.nextafter(r, np.float32(-np.inf)), r, np.nextafter(r, np.float32(np.inf))]
+    best = min(candidates, key=lambda c: (abs(Fraction(float(c)) - exact), int(np.array(c).view(np.uint32)) & 1))
+    assert got == best
+
+
 def test_multi_window_falls_back_to_the_table_when_one_window_is_not_affine(target):
     fmt = StoredFormat(16, 16, 15, True)
     words = _words(16, True, 16, THREADED)

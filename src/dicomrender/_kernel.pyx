@@ -150,9 +150,10 @@ def gather(src, tables, out, int shift, uint32_t mask, int nthreads=1):
 def affine(src, params, out, int shift, int bits, bint is_signed, int nthreads=1):
     """Proven float32 affine path, one row of ``params`` (a, b, pivot) per channel:
     ``d = stored - pivot`` (the ``bits`` bits from ``shift`` on, two's complement
-    when ``is_signed``), ``out = clip(trunc(float32(d) * a + b), 0, 255)`` with two
-    float32 roundings.  ``a`` and ``b`` must be float32 values, ``|pivot| < 2**16``;
-    the caller proves the result exact."""
+    when ``is_signed``), ``out = clip(trunc(float32(d) * a + b), 0, 255)`` in float32,
+    rounded twice (multiply, then add) by the portable loops and once (fused
+    multiply-add) by the SIMD loops.  ``a`` and ``b`` must be float32 values,
+    ``|pivot| < 2**16``; the caller proves both forms exact."""
     cdef dr_affine w[4]
     cdef int j
     cdef cnp.ndarray p = _array(params, "params")

@@ -5,9 +5,10 @@
  * runs on any CPU and never needs -march=native; the affine loop and the RGB
  * interleave have explicit intrinsics, the others are auto-vectorised.  The arithmetic must
  * equal the float64 reference bit for bit: the build sets -ffp-contract=off so
- * no multiply-add is fused, and nothing here is reassociated (-fno-trapping-math
- * only lets the compiler turn selects into vector blends; IEEE results are
- * unchanged).
+ * no multiply-add is fused behind our back, and nothing here is reassociated
+ * (-fno-trapping-math only lets the compiler turn selects into vector blends;
+ * IEEE results are unchanged).  The one fused multiply-add is explicit: the SIMD
+ * affine loops, whose parameters the host proves exact in both forms.
  *
  * Callers (the Cython wrapper) validate sizes and masks before calling; the
  * loops only ever index a table with (word >> shift) & mask, mask < table size.
@@ -47,13 +48,14 @@ typedef struct {
 
 /* The proven float32 affine path (see windowing.py): for a stored value s,
  *     d = (float)(s - pivot)                   (exact: |s - pivot| < 2**17)
- *     y = d * a + b                            (two float32 roundings, no fused multiply-add)
+ *     y = d * a + b                            (float32: two roundings, or one when fused)
  *     out = clip(trunc(y), 0, 255)
- * The host evaluates exactly this on every stored value of the domain and
- * compares it with the exact table before choosing the path, so the result
- * equals the reference bit for bit.  Every target evaluates the same IEEE
- * operations (the SIMD loops get d by an exact float subtraction instead of a
- * conversion), so one check covers all targets. */
+ * The host evaluates both forms of y exactly as the kernel does on every stored
+ * value of the domain and compares them with the exact table before choosing
+ * the path, so the result equals the reference bit for bit whichever form a
+ * loop uses: the portable loops multiply then add, the SIMD loops fuse (one
+ * instruction instead of two, a fifth of the work of three windows).  The SIMD
+ * loops get d by an exact float subtraction instead of a conversion. */
 typedef struct {
     float a, b;
     int32_t pivot;
@@ -294,20 +296,21 @@ DR_INSTANTIATE(avx512, __attribute__((target("avx512f,avx512bw,avx512vl"))))
  * host keeps |y| < 2**30), and the signed-saturating packs clip to 0..255
  * exactly as dr_affine_px does. */
 
-#define DR_AVX512_ATTR __attribute__((target("avx512f,avx512bw,avx512vl")))
-#define DR_AVX2_ATTR __attribute__((target("avx2")))
+#define DR_AVX512_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define DR_AVX2_ATTR __attribute__((target("avx2,fma")))
 #define DR_INLINE static inline __attribute__((always_inline))
 
 #define DR_MODE_UNSIGNED_FULL 0 /* every bit of the word, unsigned */
 #define DR_MODE_UNSIGNED_PART 1 /* (word >> shift) & mask */
 #define DR_MODE_SIGNED_FULL 2   /* every bit, two's complement */
 #define DR_MODE_SIGNED_PART 3   /* shift, mask and sign-extend */
+#define DR_MODE_UNSIGNED_LOW 4  /* word & mask (the usual 12-bit CT word) */
 
 static int dr_affine_mode(int itemsize, int shift, int bits, int is_signed)
 {
     int full = shift == 0 && bits == itemsize * 8;
-    return is_signed ? (full ? DR_MODE_SIGNED_FULL : DR_MODE_SIGNED_PART)
-                     : (full ? DR_MODE_UNSIGNED_FULL : DR_MODE_UNSIGNED_PART);
+    if (is_signed) return full ? DR_MODE_SIGNED_FULL : DR_MODE_SIGNED_PART;
+    return full ? DR_MODE_UNSIGNED_FULL : (shift == 0 ? DR_MODE_UNSIGNED_LOW : DR_MODE_UNSIGNED_PART);
 }
 
 /* The float that d is measured from: the widened lane is 2**23 + stored + bias. */
@@ -382,13 +385,14 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
 
 /* Instantiates the loop for one vector width.  W: 512 or 256; LANES16: 16-bit lanes per vector. */
 #define DR_AFFINE_SIMD(W, ATTR, VEC, VECF, LANES16, LOADW, LOADB, SET1_16, SET1_PS, AND, XOR, SRL16, SLL16, SRA16, \
-                       UNPACKLO16, UNPACKHI16, CASTPS, SUBPS, MULPS, ADDPS, CVTT, PACKS32, PACKUS16, FIXORDER,       \
+                       UNPACKLO16, UNPACKHI16, CASTPS, SUBPS, FMADD, CVTT, PACKS32, PACKUS16, FIXORDER,             \
                        STORE, STREAM)                                                                              \
     ATTR DR_INLINE VEC dr_extract_##W(VEC x, const int mode, __m128i left, __m128i right, __m128i shift, VEC mask) \
     {                                                                                                              \
         switch (mode) {                                                                                            \
         case DR_MODE_UNSIGNED_FULL: return x;                                                                      \
         case DR_MODE_UNSIGNED_PART: return AND(SRL16(x, shift), mask);                                             \
+        case DR_MODE_UNSIGNED_LOW: return AND(x, mask);                                                            \
         case DR_MODE_SIGNED_FULL: return XOR(x, SET1_16((short)0x8000));                                          \
         default: return XOR(SRA16(SLL16(x, left), right), SET1_16((short)0x8000));                                \
         }                                                                                                          \
@@ -396,8 +400,8 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
     /* Saturated int16 results of one channel for the widened lanes lo/hi. */                                     \
     ATTR DR_INLINE VEC dr_channel_##W(VECF lo, VECF hi, VECF origin, VECF a, VECF b)                               \
     {                                                                                                              \
-        VEC rl = CVTT(ADDPS(MULPS(SUBPS(lo, origin), a), b));                                                      \
-        VEC rh = CVTT(ADDPS(MULPS(SUBPS(hi, origin), a), b));                                                      \
+        VEC rl = CVTT(FMADD(SUBPS(lo, origin), a, b));                                                             \
+        VEC rh = CVTT(FMADD(SUBPS(hi, origin), a, b));                                                             \
         return PACKS32(rl, rh);                                                                                    \
     }                                                                                                              \
     ATTR DR_INLINE void dr_affine_loop_##W(const void *restrict src, const int itemsize, size_t n,                 \
@@ -456,11 +460,13 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
             case DR_MODE_UNSIGNED_FULL: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 0); break; \
             case DR_MODE_UNSIGNED_PART: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 1); break; \
             case DR_MODE_SIGNED_FULL: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 2); break;   \
+            case DR_MODE_UNSIGNED_LOW: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 4); break;  \
             default: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 3); break;                    \
             }                                                                                                      \
         } else {                                                                                                   \
             /* bytes are zero-extended into 16-bit lanes, so only the PART modes apply */                          \
             if (is_signed) dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 3);                    \
+            else if (shift == 0) dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 4);              \
             else dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 1);                              \
         }                                                                                                          \
     }
@@ -478,13 +484,13 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
 
 DR_AFFINE_SIMD(512, DR_AVX512_ATTR, __m512i, __m512, 32, DR_LOADW512, DR_LOADB512, _mm512_set1_epi16, _mm512_set1_ps,
                _mm512_and_si512, _mm512_xor_si512, _mm512_srl_epi16, _mm512_sll_epi16, _mm512_sra_epi16,
-               _mm512_unpacklo_epi16, _mm512_unpackhi_epi16, _mm512_castsi512_ps, _mm512_sub_ps, _mm512_mul_ps,
-               _mm512_add_ps, _mm512_cvttps_epi32, _mm512_packs_epi32, _mm512_packus_epi16, DR_FIXORDER512,
+               _mm512_unpacklo_epi16, _mm512_unpackhi_epi16, _mm512_castsi512_ps, _mm512_sub_ps, _mm512_fmadd_ps,
+               _mm512_cvttps_epi32, _mm512_packs_epi32, _mm512_packus_epi16, DR_FIXORDER512,
                DR_STORE512, DR_STREAM512)
 DR_AFFINE_SIMD(256, DR_AVX2_ATTR, __m256i, __m256, 16, DR_LOADW256, DR_LOADB256, _mm256_set1_epi16, _mm256_set1_ps,
                _mm256_and_si256, _mm256_xor_si256, _mm256_srl_epi16, _mm256_sll_epi16, _mm256_sra_epi16,
-               _mm256_unpacklo_epi16, _mm256_unpackhi_epi16, _mm256_castsi256_ps, _mm256_sub_ps, _mm256_mul_ps,
-               _mm256_add_ps, _mm256_cvttps_epi32, _mm256_packs_epi32, _mm256_packus_epi16, DR_FIXORDER256,
+               _mm256_unpacklo_epi16, _mm256_unpackhi_epi16, _mm256_castsi256_ps, _mm256_sub_ps, _mm256_fmadd_ps,
+               _mm256_cvttps_epi32, _mm256_packs_epi32, _mm256_packus_epi16, DR_FIXORDER256,
                DR_STORE256, DR_STREAM256)
 
 DR_AVX512_ATTR static void dr_affine_u8_avx512(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
@@ -509,22 +515,25 @@ DR_AVX2_ATTR static void dr_affine_u16_avx2(const uint16_t *s, size_t n, const d
 }
 
 /* ---- three windows to RGB with AVX-512 VBMI ------------------------------
- * The three channels of 64 pixels come out of the packs in lane order (see
- * dr_rgb_source); two byte permutes per 64 output bytes gather and interleave
- * them directly.  When all three windows share a pivot, d is computed once. */
-#define DR_VBMI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+ * Per 64 pixels, each channel's 64 results come out of signed packs as two
+ * vectors of 32 words in pixel order (r0: pixels 0..31, r1: 32..63).  Unsigned
+ * packs then pair them as RG0 = (r0, g0), RG1 = (r1, g1) and BB = (b0, b1), and
+ * four byte permutes write the 192 interleaved bytes: output vector 0 (pixels
+ * 0..21) takes only RG0 and BB, vector 2 (42..63) only RG1 and BB, vector 1 all
+ * three.  When all three windows share a pivot, d is computed once. */
+#define DR_VBMI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,fma")))
 
-/* Byte index, inside a packed channel vector, of pixel p (0..63). */
-static inline int dr_rgb_source(int p)
-{
-    int half = p >= 32, q = p & 31;
-    return 16 * (q >> 3) + 8 * half + (q & 7);
-}
+/* Byte index of (pixel p < 32, channel j < 2) in RG0 (or of pixel 32 + p in RG1). */
+static inline int dr_rgb_rg(int p, int j) { return 16 * ((p & 31) >> 3) + 8 * j + (p & 7); }
+/* Byte index of pixel p (0..63) of channel 2 in BB. */
+static inline int dr_rgb_b(int p) { return 16 * ((p & 31) >> 3) + 8 * (p >= 32) + (p & 7); }
 
 typedef struct {
-    uint8_t idx01[3][64]; /* vpermt2b indices over channels 0 (0..63) and 1 (64..127) */
-    uint8_t idx2[3][64];  /* vpermb indices into channel 2 */
-    uint64_t mask2[3];    /* output bytes taken from channel 2 */
+    uint8_t first[64];  /* vpermt2b over RG0 (0..63) and BB (64..127) */
+    uint8_t middle[64]; /* vpermt2b over RG0 (0..63) and RG1 (64..127) ... */
+    uint8_t blue[64];   /* ... then vpermb from BB where middle_blue is set */
+    uint8_t last[64];   /* vpermt2b over RG1 (0..63) and BB (64..127) */
+    uint64_t middle_blue;
 } dr_rgb_tables;
 
 static dr_rgb_tables dr_rgb;
@@ -533,25 +542,25 @@ static int dr_rgb_ready = 0;
 static void dr_rgb_init(void)
 {
     if (dr_rgb_ready) return;
-    for (int z = 0; z < 3; z++) {
-        dr_rgb.mask2[z] = 0;
-        for (int t = 0; t < 64; t++) {
-            int o = 64 * z + t, p = o / 3, j = o % 3, src = dr_rgb_source(p);
-            dr_rgb.idx01[z][t] = (uint8_t)(j == 1 ? 64 + src : src);
-            dr_rgb.idx2[z][t] = (uint8_t)src;
-            if (j == 2) dr_rgb.mask2[z] |= (uint64_t)1 << t;
-        }
+    dr_rgb.middle_blue = 0;
+    for (int t = 0; t < 64; t++) {
+        int p = t / 3, j = t % 3;
+        dr_rgb.first[t] = (uint8_t)(j < 2 ? dr_rgb_rg(p, j) : 64 + dr_rgb_b(p));
+        p = (64 + t) / 3, j = (64 + t) % 3;
+        dr_rgb.middle[t] = (uint8_t)(j < 2 ? (p < 32 ? 0 : 64) + dr_rgb_rg(p, j) : 0);
+        dr_rgb.blue[t] = (uint8_t)(j < 2 ? 0 : dr_rgb_b(p));
+        if (j == 2) dr_rgb.middle_blue |= (uint64_t)1 << t;
+        p = (128 + t) / 3, j = (128 + t) % 3;
+        dr_rgb.last[t] = (uint8_t)(j < 2 ? dr_rgb_rg(p, j) : 64 + dr_rgb_b(p));
     }
     dr_rgb_ready = 1;
 }
 
-DR_VBMI_ATTR DR_INLINE __m512i dr_rgb_channel(__m512 d0l, __m512 d0h, __m512 d1l, __m512 d1h, __m512 a, __m512 b)
+/* Signed words of one channel for the 32 pixels widened into lo/hi. */
+DR_VBMI_ATTR DR_INLINE __m512i dr_rgb_words(__m512 lo, __m512 hi, __m512 a, __m512 b)
 {
-    __m512i r0 = _mm512_packs_epi32(_mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d0l, a), b)),
-                                    _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d0h, a), b)));
-    __m512i r1 = _mm512_packs_epi32(_mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d1l, a), b)),
-                                    _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(d1h, a), b)));
-    return _mm512_packus_epi16(r0, r1);
+    return _mm512_packs_epi32(_mm512_cvttps_epi32(_mm512_fmadd_ps(lo, a, b)),
+                              _mm512_cvttps_epi32(_mm512_fmadd_ps(hi, a, b)));
 }
 
 DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const int itemsize, size_t n,
@@ -568,11 +577,11 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const i
         a[j] = _mm512_set1_ps(w[j].a);
         b[j] = _mm512_set1_ps(w[j].b);
     }
-    __m512i idx01[3], idx2[3];
-    for (int z = 0; z < 3; z++) {
-        idx01[z] = _mm512_loadu_si512((const void *)dr_rgb.idx01[z]);
-        idx2[z] = _mm512_loadu_si512((const void *)dr_rgb.idx2[z]);
-    }
+    const __m512i first = _mm512_loadu_si512((const void *)dr_rgb.first);
+    const __m512i middle = _mm512_loadu_si512((const void *)dr_rgb.middle);
+    const __m512i blue = _mm512_loadu_si512((const void *)dr_rgb.blue);
+    const __m512i last = _mm512_loadu_si512((const void *)dr_rgb.last);
+    const __mmask64 middle_blue = dr_rgb.middle_blue;
     const int stream = 3 * n >= DR_STREAM_BYTES;
     size_t i = stream ? dr_align_head(out, 3, 64, n) : 0;
     dr_affine_scalar(src, itemsize, 0, i, w, 3, out, shift, bits, is_signed);
@@ -591,21 +600,34 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const i
         __m512 h0 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(e0, magic));
         __m512 l1 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(e1, magic));
         __m512 h1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(e1, magic));
-        __m512i c[3];
+        __m512i c0[3], c1[3];
         if (shared) {
             __m512 d0l = _mm512_sub_ps(l0, origin[0]), d0h = _mm512_sub_ps(h0, origin[0]);
             __m512 d1l = _mm512_sub_ps(l1, origin[0]), d1h = _mm512_sub_ps(h1, origin[0]);
-            for (int j = 0; j < 3; j++) c[j] = dr_rgb_channel(d0l, d0h, d1l, d1h, a[j], b[j]);
+            for (int j = 0; j < 3; j++) {
+                c0[j] = dr_rgb_words(d0l, d0h, a[j], b[j]);
+                c1[j] = dr_rgb_words(d1l, d1h, a[j], b[j]);
+            }
         } else {
-            for (int j = 0; j < 3; j++)
-                c[j] = dr_rgb_channel(_mm512_sub_ps(l0, origin[j]), _mm512_sub_ps(h0, origin[j]),
-                                      _mm512_sub_ps(l1, origin[j]), _mm512_sub_ps(h1, origin[j]), a[j], b[j]);
+            for (int j = 0; j < 3; j++) {
+                c0[j] = dr_rgb_words(_mm512_sub_ps(l0, origin[j]), _mm512_sub_ps(h0, origin[j]), a[j], b[j]);
+                c1[j] = dr_rgb_words(_mm512_sub_ps(l1, origin[j]), _mm512_sub_ps(h1, origin[j]), a[j], b[j]);
+            }
         }
-        for (int z = 0; z < 3; z++) {
-            __m512i x = _mm512_permutex2var_epi8(c[0], idx01[z], c[1]);
-            x = _mm512_mask_permutexvar_epi8(x, dr_rgb.mask2[z], idx2[z], c[2]);
-            if (stream) _mm512_stream_si512((void *)(out + 3 * i + 64 * z), x);
-            else _mm512_storeu_si512((void *)(out + 3 * i + 64 * z), x);
+        __m512i rg0 = _mm512_packus_epi16(c0[0], c0[1]), rg1 = _mm512_packus_epi16(c1[0], c1[1]);
+        __m512i bb = _mm512_packus_epi16(c0[2], c1[2]);
+        __m512i x0 = _mm512_permutex2var_epi8(rg0, first, bb);
+        __m512i x1 = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(rg0, middle, rg1), middle_blue, blue, bb);
+        __m512i x2 = _mm512_permutex2var_epi8(rg1, last, bb);
+        uint8_t *o = out + 3 * i;
+        if (stream) {
+            _mm512_stream_si512((void *)o, x0);
+            _mm512_stream_si512((void *)(o + 64), x1);
+            _mm512_stream_si512((void *)(o + 128), x2);
+        } else {
+            _mm512_storeu_si512((void *)o, x0);
+            _mm512_storeu_si512((void *)(o + 64), x1);
+            _mm512_storeu_si512((void *)(o + 128), x2);
         }
     }
     if (stream) _mm_sfence();
@@ -621,10 +643,13 @@ DR_VBMI_ATTR static void dr_affine_rgb_vbmi(const void *src, int itemsize, size_
         case DR_MODE_UNSIGNED_FULL: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 0); break;
         case DR_MODE_UNSIGNED_PART: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 1); break;
         case DR_MODE_SIGNED_FULL: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 2); break;
+        case DR_MODE_UNSIGNED_LOW: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 4); break;
         default: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 3); break;
         }
     } else if (is_signed) {
         dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 3);
+    } else if (shift == 0) {
+        dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 4);
     } else {
         dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 1);
     }
@@ -638,10 +663,10 @@ static int dr_target_supported(int target)
     if (target == DR_TARGET_BASELINE) return 1;
 #if DR_HAVE_X86_TARGETS
     __builtin_cpu_init();
-    if (target == DR_TARGET_AVX2) return __builtin_cpu_supports("avx2");
+    if (target == DR_TARGET_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (target == DR_TARGET_AVX512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
     if (target == DR_TARGET_AVX512VBMI)
         return dr_target_supported(DR_TARGET_AVX512) && __builtin_cpu_supports("avx512vbmi");
 #endif

@@ -6,7 +6,8 @@ most 16 stored bits the whole chain is composed into one uint8 table per
 channel over the stored-value domain, built by :mod:`dicomrender._reference`
 itself (so it is exact by construction).  When the chain is a rescale and
 LINEAR / LINEAR_EXACT windows, the kernel's float32 affine loop is evaluated
-on every value of that domain and compared with the table; only when it
+on every value of that domain (with and without a fused multiply-add, the
+two forms its loops use) and compared with the table; only when it
 matches everywhere (a proof, per parameter set, that it cannot change any
 output) does the kernel run it, otherwise it gathers through the table.  Wider
 integers and float data go through the kernel's fused float64 arithmetic,
@@ -343,11 +344,13 @@ def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: b
 
     A LINEAR or LINEAR_EXACT window after a rescale is ``y = A * (s - pivot) + B``
     before clipping.  The kernel evaluates ``float32(s - pivot) * a + b`` in
-    float32 and truncates; ``b`` is placed in the middle of the interval that
-    every table entry allows.  The result is then evaluated here exactly as the
-    kernel does (IEEE float32, same operations) on every stored value of the
-    domain and must equal the exact table everywhere: that is the proof, per
-    parameter set, that the fast path cannot change any output.
+    float32 and truncates, either with two roundings (multiply, then add: the
+    portable loops) or with one (a fused multiply-add: the SIMD loops); ``b`` is
+    placed in the middle of the interval that every table entry allows under
+    both.  Both forms are then evaluated here exactly as the kernel does (IEEE
+    float32) on every stored value of the domain and must equal the exact table
+    everywhere: that is the proof, per parameter set, that the fast path cannot
+    change any output on any target.
     """
     slope, w = modality.slope, voi.width
     if voi.function == "LINEAR":
@@ -366,23 +369,53 @@ def _affine_channel(fmt: StoredFormat, modality: Rescale, voi: Window, invert: b
     d = fmt.domain() - pivot
     t = table.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        p = d.astype(np.float32) * a
+        p = d.astype(np.float32) * a                      # rounded product (multiply, then add)
+        exact = d.astype(np.float64) * np.float64(a)     # the fused form's product: exact in float64
         above = t >= 1
         below = t <= 254
-        lower = np.max(t[above] - p[above]) if above.any() else -_AFFINE_LIMIT / 2
-        upper = np.min(t[below] + 1 - p[below]) if below.any() else _AFFINE_LIMIT / 2
+        if above.any():
+            lower = max(np.max(t[above] - p[above]), np.max(t[above] - exact[above]))
+        else:
+            lower = -_AFFINE_LIMIT / 2
+        if below.any():
+            upper = min(np.min(t[below] + 1 - p[below]), np.min(t[below] + 1 - exact[below]))
+        else:
+            upper = _AFFINE_LIMIT / 2
         if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
             return None
         b = np.float32((lower + upper) / 2)
-        y = p + b
         # the kernel also bounds |a| * max|d| + |b| before converting to int32
         bound = abs(float(a)) * float(np.abs(d).max()) + abs(float(b))
-        if not (np.all(np.abs(y) < _AFFINE_LIMIT) and bound < _AFFINE_LIMIT):
+        if not bound < _AFFINE_LIMIT:
             return None
-        got = np.clip(np.trunc(y), 0, 255).astype(np.uint8)
-    if not np.array_equal(got, table):
-        return None
+        for y in (p + b, _fma_float32(exact, b)):
+            if not np.all(np.abs(y) < _AFFINE_LIMIT):
+                return None
+            if not np.array_equal(np.clip(np.trunc(y), 0, 255).astype(np.uint8), table):
+                return None
     return float(a), float(b), pivot
+
+
+def _fma_float32(product: np.ndarray, b: np.float32) -> np.ndarray:
+    """float32(product + b) rounded once, as a float32 fused multiply-add computes it.
+
+    ``product`` is the exact float64 product of a float32 ``d`` and ``a``.  The float64 sum
+    can round, and rounding it again to float32 could then differ from one rounding of the
+    exact sum, but only where the float64 sum falls exactly on a midpoint between two
+    float32 values: there the sign of the float64 rounding error (two-sum) decides.
+    """
+    b64 = np.float64(b)
+    s = product + b64
+    bv = s - product
+    err = (product - (s - bv)) + (b64 - bv)               # exact: product + b == s + err
+    r = s.astype(np.float32)
+    towards = np.nextafter(r, np.where(s > r.astype(np.float64), np.float32(np.inf), np.float32(-np.inf)))
+    tie = (err != 0) & (r.astype(np.float64) != s) & ((r.astype(np.float64) + towards.astype(np.float64)) / 2 == s)
+    if tie.any():
+        # the exact sum lies beyond the midpoint on the side of err
+        beyond = np.sign(err) == np.sign(towards.astype(np.float64) - r.astype(np.float64))
+        r = np.where(tie & beyond, towards, r)
+    return r
 
 
 def _prove_affine(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], invert: bool,
