@@ -369,6 +369,50 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave3_16(__m128i r, __m128i g, __m128i b, u
     }
 }
 
+/* Three channel vectors (bytes in pixel order) to interleaved RGB, in registers: the byte shuffles
+ * above build, in each 128-bit lane, output block q (16 bytes) of that lane's 16 pixels; whole
+ * lanes are then moved into place.  `masks` holds dr_rgb_shuffle broadcast to every lane. */
+DR_AVX2_ATTR DR_INLINE void dr_rgb3_256(uint8_t *out, const __m256i *masks, __m256i r, __m256i g, __m256i b)
+{
+    __m256i x[3];
+    for (int q = 0; q < 3; q++)
+        x[q] = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(r, masks[3 * q]), _mm256_shuffle_epi8(g, masks[3 * q + 1])),
+                               _mm256_shuffle_epi8(b, masks[3 * q + 2]));
+    /* x[q] = (block q of pixels 0..15, block q of pixels 16..31) */
+    _mm256_storeu_si256((__m256i *)out, _mm256_permute2x128_si256(x[0], x[1], 0x20));
+    _mm256_storeu_si256((__m256i *)(out + 32), _mm256_permute2x128_si256(x[2], x[0], 0x30));
+    _mm256_storeu_si256((__m256i *)(out + 64), _mm256_permute2x128_si256(x[1], x[2], 0x31));
+}
+
+DR_AVX2_ATTR static inline void dr_rgb3_masks_256(__m256i *masks)
+{
+    for (int q = 0; q < 9; q++) masks[q] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q / 3][q % 3]));
+}
+
+DR_AVX512_ATTR DR_INLINE void dr_rgb3_512(uint8_t *out, const __m512i *masks, __m512i r, __m512i g, __m512i b)
+{
+    __m512i x[3];
+    for (int q = 0; q < 3; q++)
+        x[q] = _mm512_or_si512(_mm512_or_si512(_mm512_shuffle_epi8(r, masks[3 * q]), _mm512_shuffle_epi8(g, masks[3 * q + 1])),
+                               _mm512_shuffle_epi8(b, masks[3 * q + 2]));
+    /* lane L of x[q] is block q of pixels 16L..16L+15; the output is x0.0 x1.0 x2.0 x0.1 | x1.1 x2.1 x0.2
+     * x1.2 | x2.2 x0.3 x1.3 x2.3 (indices in 64-bit units; 8.. name the second source) */
+    __m512i v0 = _mm512_permutex2var_epi64(x[0], _mm512_setr_epi64(0, 1, 8, 9, 0, 0, 2, 3), x[1]);
+    v0 = _mm512_mask_permutexvar_epi64(v0, 0x30, _mm512_setr_epi64(0, 0, 0, 0, 0, 1, 0, 0), x[2]);
+    __m512i v1 = _mm512_permutex2var_epi64(x[1], _mm512_setr_epi64(2, 3, 0, 0, 12, 13, 4, 5), x[0]);
+    v1 = _mm512_mask_permutexvar_epi64(v1, 0x0C, _mm512_setr_epi64(0, 0, 2, 3, 0, 0, 0, 0), x[2]);
+    __m512i v2 = _mm512_permutex2var_epi64(x[2], _mm512_setr_epi64(4, 5, 14, 15, 0, 0, 6, 7), x[0]);
+    v2 = _mm512_mask_permutexvar_epi64(v2, 0x30, _mm512_setr_epi64(0, 0, 0, 0, 6, 7, 0, 0), x[1]);
+    _mm512_storeu_si512((void *)out, v0);
+    _mm512_storeu_si512((void *)(out + 64), v1);
+    _mm512_storeu_si512((void *)(out + 128), v2);
+}
+
+DR_AVX512_ATTR static inline void dr_rgb3_masks_512(__m512i *masks)
+{
+    for (int q = 0; q < 9; q++) masks[q] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q / 3][q % 3]));
+}
+
 /* Interleave k channel blocks of `count` bytes into out (pixel-major). */
 DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t count, uint8_t *restrict out)
 {
@@ -383,10 +427,31 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
     }
 }
 
+/* Calls LOOP(src, itemsize, n, w, k, out, shift, bits, is_signed, mode) with itemsize and mode as
+ * literals.  Bytes are zero-extended into 16-bit lanes, so for them only the PART and LOW modes apply. */
+#define DR_AFFINE_MODES(LOOP, src, itemsize, n, w, k, out, shift, bits, is_signed, mode)             \
+    do {                                                                                           \
+        if ((itemsize) == 2) {                                                                     \
+            switch (mode) {                                                                        \
+            case DR_MODE_UNSIGNED_FULL: LOOP(src, 2, n, w, k, out, shift, bits, is_signed, 0); break; \
+            case DR_MODE_UNSIGNED_PART: LOOP(src, 2, n, w, k, out, shift, bits, is_signed, 1); break; \
+            case DR_MODE_SIGNED_FULL: LOOP(src, 2, n, w, k, out, shift, bits, is_signed, 2); break;   \
+            case DR_MODE_UNSIGNED_LOW: LOOP(src, 2, n, w, k, out, shift, bits, is_signed, 4); break;  \
+            default: LOOP(src, 2, n, w, k, out, shift, bits, is_signed, 3); break;                    \
+            }                                                                                      \
+        } else if (is_signed) {                                                                    \
+            LOOP(src, 1, n, w, k, out, shift, bits, is_signed, 3);                                 \
+        } else if ((shift) == 0) {                                                                 \
+            LOOP(src, 1, n, w, k, out, shift, bits, is_signed, 4);                                 \
+        } else {                                                                                   \
+            LOOP(src, 1, n, w, k, out, shift, bits, is_signed, 1);                                 \
+        }                                                                                          \
+    } while (0)
+
 /* Instantiates the loop for one vector width.  W: 512 or 256; LANES16: 16-bit lanes per vector. */
 #define DR_AFFINE_SIMD(W, ATTR, VEC, VECF, LANES16, LOADW, LOADB, SET1_16, SET1_PS, AND, XOR, SRL16, SLL16, SRA16, \
                        UNPACKLO16, UNPACKHI16, CASTPS, SUBPS, FMADD, CVTT, PACKS32, PACKUS16, FIXORDER,             \
-                       STORE, STREAM)                                                                              \
+                       STORE, STREAM, RGB3, RGB3MASKS)                                                             \
     ATTR DR_INLINE VEC dr_extract_##W(VEC x, const int mode, __m128i left, __m128i right, __m128i shift, VEC mask) \
     {                                                                                                              \
         switch (mode) {                                                                                            \
@@ -397,12 +462,20 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
         default: return XOR(SRA16(SLL16(x, left), right), SET1_16((short)0x8000));                                \
         }                                                                                                          \
     }                                                                                                              \
-    /* Saturated int16 results of one channel for the widened lanes lo/hi. */                                     \
-    ATTR DR_INLINE VEC dr_channel_##W(VECF lo, VECF hi, VECF origin, VECF a, VECF b)                               \
+    /* Saturated int16 results of one channel for d = lo, hi (the widened lanes minus the origin). */              \
+    ATTR DR_INLINE VEC dr_channel_##W(VECF lo, VECF hi, VECF a, VECF b)                                            \
     {                                                                                                              \
-        VEC rl = CVTT(FMADD(SUBPS(lo, origin), a, b));                                                             \
-        VEC rh = CVTT(FMADD(SUBPS(hi, origin), a, b));                                                             \
-        return PACKS32(rl, rh);                                                                                    \
+        return PACKS32(CVTT(FMADD(lo, a, b)), CVTT(FMADD(hi, a, b)));                                              \
+    }                                                                                                              \
+    /* Bytes, in pixel order, of channel j for the pixels widened into (l0, h0) and (l1, h1); when the              \
+     * channels share a pivot, d[] holds those lanes minus the origin already. */                                  \
+    ATTR DR_INLINE VEC dr_bytes_##W(const VECF *d, int shared, VECF l0, VECF h0, VECF l1, VECF h1, VECF origin,     \
+                                    VECF a, VECF b)                                                                \
+    {                                                                                                              \
+        if (shared)                                                                                                \
+            return FIXORDER(PACKUS16(dr_channel_##W(d[0], d[1], a, b), dr_channel_##W(d[2], d[3], a, b)));        \
+        return FIXORDER(PACKUS16(dr_channel_##W(SUBPS(l0, origin), SUBPS(h0, origin), a, b),                       \
+                                 dr_channel_##W(SUBPS(l1, origin), SUBPS(h1, origin), a, b)));                     \
     }                                                                                                              \
     ATTR DR_INLINE void dr_affine_loop_##W(const void *restrict src, const int itemsize, size_t n,                 \
                                            const dr_affine *restrict w, int k, uint8_t *restrict out, int shift,  \
@@ -417,7 +490,12 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
             a[j] = SET1_PS(w[j].a);                                                                                \
             b[j] = SET1_PS(w[j].b);                                                                                \
         }                                                                                                          \
+        /* with 16 vector registers (AVX2), keeping d live costs more spills than the subtractions */             \
+        int shared = (W) == 512;                                                                                   \
+        for (int j = 1; j < k; j++) shared &= w[j].pivot == w[0].pivot;                                            \
         uint8_t tmp[DR_MAX_WINDOWS][64];                                                                           \
+        VEC rgb_masks[9];                                                                                          \
+        if (k == 3) RGB3MASKS(rgb_masks);                                                                          \
         const size_t block = 2 * (LANES16);                                                                        \
         const int stream = k == 1 && n >= DR_STREAM_BYTES;                                                        \
         size_t i = stream ? dr_align_head(out, 1, block, n) : 0;                                                   \
@@ -435,15 +513,22 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
             e1 = dr_extract_##W(e1, mode, left, right, sh, mask);                                                  \
             VECF l0 = CASTPS(UNPACKLO16(e0, magic)), h0 = CASTPS(UNPACKHI16(e0, magic));                           \
             VECF l1 = CASTPS(UNPACKLO16(e1, magic)), h1 = CASTPS(UNPACKHI16(e1, magic));                           \
+            VECF d[4];                                                                                             \
+            if (shared) {                                                                                          \
+                d[0] = SUBPS(l0, origin[0]), d[1] = SUBPS(h0, origin[0]);                                          \
+                d[2] = SUBPS(l1, origin[0]), d[3] = SUBPS(h1, origin[0]);                                          \
+            }                                                                                                      \
             if (k == 1) {                                                                                          \
-                VEC bytes = FIXORDER(PACKUS16(dr_channel_##W(l0, h0, origin[0], a[0], b[0]),                       \
-                                              dr_channel_##W(l1, h1, origin[0], a[0], b[0])));                    \
+                VEC bytes = dr_bytes_##W(d, shared, l0, h0, l1, h1, origin[0], a[0], b[0]);                        \
                 if (stream) STREAM(out + i, bytes);                                                                \
                 else STORE(out + i, bytes);                                                                        \
+            } else if (k == 3) {                                                                                   \
+                VEC c[3];                                                                                          \
+                for (int j = 0; j < 3; j++) c[j] = dr_bytes_##W(d, shared, l0, h0, l1, h1, origin[j], a[j], b[j]); \
+                RGB3(out + 3 * i, rgb_masks, c[0], c[1], c[2]);                                                    \
             } else {                                                                                               \
                 for (int j = 0; j < k; j++)                                                                        \
-                    STORE(tmp[j], FIXORDER(PACKUS16(dr_channel_##W(l0, h0, origin[j], a[j], b[j]),                 \
-                                                    dr_channel_##W(l1, h1, origin[j], a[j], b[j]))));              \
+                    STORE(tmp[j], dr_bytes_##W(d, shared, l0, h0, l1, h1, origin[j], a[j], b[j]));                 \
                 dr_interleave(tmp, k, block, out + (size_t)k * i);                                                 \
             }                                                                                                      \
         }                                                                                                          \
@@ -454,21 +539,10 @@ DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t coun
                                        uint8_t *out, int shift, int bits, int is_signed)                          \
     {                                                                                                              \
         int mode = dr_affine_mode(itemsize, shift, bits, is_signed);                                               \
-        /* Literal arguments let the compiler specialise each loop. */                                             \
-        if (itemsize == 2) {                                                                                       \
-            switch (mode) {                                                                                        \
-            case DR_MODE_UNSIGNED_FULL: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 0); break; \
-            case DR_MODE_UNSIGNED_PART: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 1); break; \
-            case DR_MODE_SIGNED_FULL: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 2); break;   \
-            case DR_MODE_UNSIGNED_LOW: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 4); break;  \
-            default: dr_affine_loop_##W(src, 2, n, w, k, out, shift, bits, is_signed, 3); break;                    \
-            }                                                                                                      \
-        } else {                                                                                                   \
-            /* bytes are zero-extended into 16-bit lanes, so only the PART modes apply */                          \
-            if (is_signed) dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 3);                    \
-            else if (shift == 0) dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 4);              \
-            else dr_affine_loop_##W(src, 1, n, w, k, out, shift, bits, is_signed, 1);                              \
-        }                                                                                                          \
+        /* Literal arguments let the compiler specialise each loop (one and three windows apart). */               \
+        if (k == 1) DR_AFFINE_MODES(dr_affine_loop_##W, src, itemsize, n, w, 1, out, shift, bits, is_signed, mode); \
+        else if (k == 3) DR_AFFINE_MODES(dr_affine_loop_##W, src, itemsize, n, w, 3, out, shift, bits, is_signed, mode); \
+        else DR_AFFINE_MODES(dr_affine_loop_##W, src, itemsize, n, w, k, out, shift, bits, is_signed, mode);      \
     }
 
 #define DR_FIXORDER512(x) _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), x)
@@ -486,12 +560,12 @@ DR_AFFINE_SIMD(512, DR_AVX512_ATTR, __m512i, __m512, 32, DR_LOADW512, DR_LOADB51
                _mm512_and_si512, _mm512_xor_si512, _mm512_srl_epi16, _mm512_sll_epi16, _mm512_sra_epi16,
                _mm512_unpacklo_epi16, _mm512_unpackhi_epi16, _mm512_castsi512_ps, _mm512_sub_ps, _mm512_fmadd_ps,
                _mm512_cvttps_epi32, _mm512_packs_epi32, _mm512_packus_epi16, DR_FIXORDER512,
-               DR_STORE512, DR_STREAM512)
+               DR_STORE512, DR_STREAM512, dr_rgb3_512, dr_rgb3_masks_512)
 DR_AFFINE_SIMD(256, DR_AVX2_ATTR, __m256i, __m256, 16, DR_LOADW256, DR_LOADB256, _mm256_set1_epi16, _mm256_set1_ps,
                _mm256_and_si256, _mm256_xor_si256, _mm256_srl_epi16, _mm256_sll_epi16, _mm256_sra_epi16,
                _mm256_unpacklo_epi16, _mm256_unpackhi_epi16, _mm256_castsi256_ps, _mm256_sub_ps, _mm256_fmadd_ps,
                _mm256_cvttps_epi32, _mm256_packs_epi32, _mm256_packus_epi16, DR_FIXORDER256,
-               DR_STORE256, DR_STREAM256)
+               DR_STORE256, DR_STREAM256, dr_rgb3_256, dr_rgb3_masks_256)
 
 DR_AVX512_ATTR static void dr_affine_u8_avx512(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
                                                int shift, int bits, int is_signed)
@@ -634,25 +708,15 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const i
     dr_affine_scalar(src, itemsize, i, n, w, 3, out, shift, bits, is_signed);
 }
 
+/* The RGB loop in DR_AFFINE_MODES's argument order (k is always 3). */
+#define DR_RGB_LOOP(src, itemsize, n, w, k, out, shift, bits, is_signed, mode) \
+    dr_affine_rgb_loop(src, itemsize, n, w, out, shift, bits, is_signed, mode)
+
 DR_VBMI_ATTR static void dr_affine_rgb_vbmi(const void *src, int itemsize, size_t n, const dr_affine *w,
                                             uint8_t *out, int shift, int bits, int is_signed)
 {
-    int mode = dr_affine_mode(itemsize, shift, bits, is_signed);
-    if (itemsize == 2) {
-        switch (mode) {
-        case DR_MODE_UNSIGNED_FULL: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 0); break;
-        case DR_MODE_UNSIGNED_PART: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 1); break;
-        case DR_MODE_SIGNED_FULL: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 2); break;
-        case DR_MODE_UNSIGNED_LOW: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 4); break;
-        default: dr_affine_rgb_loop(src, 2, n, w, out, shift, bits, is_signed, 3); break;
-        }
-    } else if (is_signed) {
-        dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 3);
-    } else if (shift == 0) {
-        dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 4);
-    } else {
-        dr_affine_rgb_loop(src, 1, n, w, out, shift, bits, is_signed, 1);
-    }
+    DR_AFFINE_MODES(DR_RGB_LOOP, src, itemsize, n, w, 3, out, shift, bits, is_signed,
+                    dr_affine_mode(itemsize, shift, bits, is_signed));
 }
 #endif
 
