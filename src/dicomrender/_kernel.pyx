@@ -121,6 +121,17 @@ cdef inline int _words(cnp.ndarray arr, str what) except -1:
                     f"got {arr.dtype}")
 
 
+cdef const double *_rows(object params, int columns, int *k) except NULL:
+    """The rows of a (1..MAX_WINDOWS, columns) float64 parameter array; their count in ``k``."""
+    cdef cnp.ndarray p = _array(params, "params")
+    if cnp.PyArray_TYPE(p) != cnp.NPY_FLOAT64 or cnp.PyArray_NDIM(p) != 2:
+        raise TypeError("params must be a 2-D float64 array")
+    k[0] = <int>cnp.PyArray_DIM(p, 0)
+    if k[0] < 1 or k[0] > DR_MAX_WINDOWS or cnp.PyArray_DIM(p, 1) != columns:
+        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, {columns}), got ({k[0]}, {cnp.PyArray_DIM(p, 1)})")
+    return <const double *>cnp.PyArray_DATA(p)
+
+
 def gather(src, tables, out, int shift, uint32_t mask, int nthreads=1):
     """``out[i*k + j] = tables[j, (src[i] >> shift) & mask]`` for integer words ``src`` (any shape,
     read as unsigned bit patterns)."""
@@ -155,16 +166,10 @@ def affine(src, params, out, int shift, int bits, bint is_signed, int nthreads=1
     multiply-add) by the SIMD loops.  ``a`` and ``b`` must be float32 values,
     ``|pivot| < 2**16``; the caller proves both forms exact."""
     cdef dr_affine w[4]
-    cdef int j
-    cdef cnp.ndarray p = _array(params, "params")
-    if cnp.PyArray_TYPE(p) != cnp.NPY_FLOAT64 or cnp.PyArray_NDIM(p) != 2:
-        raise TypeError("params must be a 2-D float64 array")
-    cdef int k = <int>cnp.PyArray_DIM(p, 0)
-    if k < 1 or k > DR_MAX_WINDOWS or cnp.PyArray_DIM(p, 1) != 3:
-        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 3), got ({k}, {cnp.PyArray_DIM(p, 1)})")
+    cdef int j, k
+    cdef const double *row = _rows(params, 3, &k)
     if not dr_have_affine():
         raise RuntimeError("the affine path needs IEEE single-precision float arithmetic")
-    cdef const double *row = <const double *>cnp.PyArray_DATA(p)
     for j in range(k):
         if not -65536.0 < row[3 * j + 2] < 65536.0:
             raise ValueError(f"pivot {row[3 * j + 2]} out of range")
@@ -195,14 +200,8 @@ def affine(src, params, out, int shift, int bits, bint is_signed, int nthreads=1
 
 
 cdef int _windows(params, dr_window *w) except -1:
-    cdef cnp.ndarray p = _array(params, "params")
-    if cnp.PyArray_TYPE(p) != cnp.NPY_FLOAT64 or cnp.PyArray_NDIM(p) != 2:
-        raise TypeError("params must be a 2-D float64 array")
-    cdef int k = <int>cnp.PyArray_DIM(p, 0)
-    cdef int j
-    if k < 1 or k > DR_MAX_WINDOWS or cnp.PyArray_DIM(p, 1) != 6:
-        raise ValueError(f"params must be (1..{DR_MAX_WINDOWS}, 6), got ({k}, {cnp.PyArray_DIM(p, 1)})")
-    cdef const double *row = <const double *>cnp.PyArray_DATA(p)
+    cdef int j, k
+    cdef const double *row = _rows(params, 6, &k)
     for j in range(k):
         w[j].slope = row[6 * j]
         w[j].intercept = row[6 * j + 1]

@@ -567,26 +567,21 @@ DR_AFFINE_SIMD(256, DR_AVX2_ATTR, __m256i, __m256, 16, DR_LOADW256, DR_LOADB256,
                _mm256_cvttps_epi32, _mm256_packs_epi32, _mm256_packus_epi16, DR_FIXORDER256,
                DR_STORE256, DR_STREAM256, dr_rgb3_256, dr_rgb3_masks_256)
 
-DR_AVX512_ATTR static void dr_affine_u8_avx512(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
-                                               int shift, int bits, int is_signed)
-{
-    dr_affine_any_512(s, 1, n, w, k, out, shift, bits, is_signed);
-}
-DR_AVX512_ATTR static void dr_affine_u16_avx512(const uint16_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
-                                                int shift, int bits, int is_signed)
-{
-    dr_affine_any_512(s, 2, n, w, k, out, shift, bits, is_signed);
-}
-DR_AVX2_ATTR static void dr_affine_u8_avx2(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
-                                           int shift, int bits, int is_signed)
-{
-    dr_affine_any_256(s, 1, n, w, k, out, shift, bits, is_signed);
-}
-DR_AVX2_ATTR static void dr_affine_u16_avx2(const uint16_t *s, size_t n, const dr_affine *w, int k, uint8_t *out,
-                                            int shift, int bits, int is_signed)
-{
-    dr_affine_any_256(s, 2, n, w, k, out, shift, bits, is_signed);
-}
+/* The entry points of one vector width per word size, named as DR_DISPATCH expects. */
+#define DR_AFFINE_ENTRIES(SUFFIX, W, ATTR)                                                                   \
+    ATTR static void dr_affine_u8_##SUFFIX(const uint8_t *s, size_t n, const dr_affine *w, int k, uint8_t *out, \
+                                           int shift, int bits, int is_signed)                                \
+    {                                                                                                        \
+        dr_affine_any_##W(s, 1, n, w, k, out, shift, bits, is_signed);                                       \
+    }                                                                                                        \
+    ATTR static void dr_affine_u16_##SUFFIX(const uint16_t *s, size_t n, const dr_affine *w, int k,           \
+                                            uint8_t *out, int shift, int bits, int is_signed)                \
+    {                                                                                                        \
+        dr_affine_any_##W(s, 2, n, w, k, out, shift, bits, is_signed);                                       \
+    }
+
+DR_AFFINE_ENTRIES(avx512, 512, DR_AVX512_ATTR)
+DR_AFFINE_ENTRIES(avx2, 256, DR_AVX2_ATTR)
 
 /* ---- three windows to RGB with AVX-512 VBMI ------------------------------
  * Per 64 pixels, each channel's 64 results come out of signed packs as two
