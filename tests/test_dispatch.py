@@ -441,3 +441,69 @@ def test_volume_render_allocates_only_the_output(path):
     assert peak < (4 << 20), peak
     row = _reference.render_reference(volume[0, 0], 40, 80, intercept=-1024, bits_stored=12)
     assert np.array_equal(out, np.broadcast_to(row, out.shape))
+
+
+_PORTABLE_DRIVER = r"""
+#include "_kernel_impl.h"
+#include <stdio.h>
+#include <stdlib.h>
+/* argv: n, then k rows of (a, b, pivot); stdin: n little-endian uint16 words (12 stored bits);
+ * stdout: the affine loop's n * k bytes, then the table gather's n bytes through a table t[v] = v >> 4. */
+int main(int argc, char **argv)
+{
+    size_t n = (size_t)atol(argv[1]);
+    int k = (argc - 2) / 3;
+    dr_affine w[DR_MAX_WINDOWS];
+    for (int j = 0; j < k; j++) {
+        w[j].a = (float)atof(argv[2 + 3 * j]);
+        w[j].b = (float)atof(argv[3 + 3 * j]);
+        w[j].pivot = atoi(argv[4 + 3 * j]);
+    }
+    uint16_t *src = malloc(2 * n);
+    uint8_t *out = malloc(n * k), table[4096];
+    for (int v = 0; v < 4096; v++) table[v] = (uint8_t)(v >> 4);
+    if (fread(src, 2, n, stdin) != n) return 2;
+    dr_init();
+    dr_affine_render(dr_best_target(), 2, src, n, w, k, out, 0, 12, 0, 2);
+    fwrite(out, 1, n * k, stdout);
+    dr_gather(dr_best_target(), 2, src, n, table, 4096, 1, out, 0, 0xFFF, 2);
+    fwrite(out, 1, n, stdout);
+    return 0;
+}
+"""
+
+
+def test_portable_build_without_x86_intrinsics_equals_reference(tmp_path):
+    """The loops other CPUs (aarch64, other compilers) get: the kernel header built with
+    DR_PORTABLE_ONLY, so no x86 code at all, and without OpenMP (the build must work without it),
+    run on every 12-bit value with one and three proven windows and through a table, against the
+    reference."""
+    import shutil
+    import subprocess
+    import sysconfig
+
+    compiler = shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc") \
+        or shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    header_dir = os.path.dirname(windowing.__file__)
+    (tmp_path / "driver.c").write_text(_PORTABLE_DRIVER)
+    exe = tmp_path / "driver"
+    subprocess.run([compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-Wno-unused-function", "-ffp-contract=off",
+                    "-DDR_PORTABLE_ONLY", "-I", header_dir, str(tmp_path / "driver.c"), "-o", str(exe), "-lm"],
+                   check=True, capture_output=True)
+    fmt = StoredFormat(16, 12, 11, False)
+    words = _words(12, False, 16, 3000)
+    modality = Rescale(1.0, -1024.0)
+    for vois in ([Window(40, 80)], [Window(40, 80), Window(400, 1800), Window(-600, 1500, "LINEAR_EXACT")]):
+        params = windowing._compile(fmt, modality, vois, False).affine
+        assert params is not None
+        args = [str(exe), str(words.size)] + [repr(float(x)) if i % 3 < 2 else str(int(x))
+                                             for i, x in enumerate(params.reshape(-1))]
+        result = subprocess.run(args, input=words.astype("<u2").tobytes(), capture_output=True, check=True).stdout
+        k = len(vois)
+        got = np.frombuffer(result[: words.size * k], dtype=np.uint8).reshape(words.size, k)
+        expected = np.stack([_reference_render(words, fmt, modality, [v], False) for v in vois], axis=-1)
+        np.testing.assert_array_equal(got, expected)
+        gathered = np.frombuffer(result[words.size * k:], dtype=np.uint8)
+        np.testing.assert_array_equal(gathered, (words.astype(np.int64) & 0xFFF) >> 4)

@@ -798,7 +798,7 @@ static int dr_threads_for(size_t n, int nthreads)
 /* Kernel calls in progress.  A call that starts while another one runs (from another Python
  * thread: the loops release the GIL) stays on its own thread, so concurrent callers scale
  * with the cores instead of oversubscribing them with thread teams. */
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(_OPENMP) && (defined(__GNUC__) || defined(__clang__))
 static int dr_active_calls = 0;
 #define DR_ENTER() __atomic_fetch_add(&dr_active_calls, 1, __ATOMIC_RELAXED)
 #define DR_LEAVE() __atomic_fetch_sub(&dr_active_calls, 1, __ATOMIC_RELAXED)
