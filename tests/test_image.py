@@ -320,3 +320,77 @@ def test_eight_bit_lut_entries_packed_two_per_us_value():
     ds = _with_modality_lut(make_dataset(stored), _lut_item((4, 0, 8), packed.tolist()))
     np.testing.assert_array_equal(dicomrender.render(ds, window=(128, 256)),
                                   _window([[0, 64, 128, 255]], 128, 256))
+
+
+def _all_testdata_files() -> list:
+    """Every .dcm file shipped inside pydicom and pydicom-data (when installed), below 8 MiB; found
+    on disk (pydicom's own search would try to download the files it lacks)."""
+    import glob
+    import importlib.util
+    import os
+
+    folders = [os.path.join(os.path.dirname(pydicom.__file__), "data")]
+    spec = importlib.util.find_spec("data_store")
+    if spec is not None and spec.submodule_search_locations:
+        folders += list(spec.submodule_search_locations)
+    paths = {path for folder in folders for path in glob.glob(os.path.join(folder, "**", "*.dcm"), recursive=True)}
+    return sorted(path for path in paths if os.path.getsize(path) < (8 << 20))
+
+
+def test_header_fast_path_decodes_exactly_like_pydicom():
+    """Rendering decodes the elements it reads with pydicom's value converters directly (the generic
+    path costs more than the windowing).  On every pydicom test file (both byte orders, implicit and
+    explicit VR, odd and broken headers), each element decoded that way must equal pydicom's own
+    decoding of a fresh copy: same VR, same value, same type, same position in the file."""
+    import warnings
+
+    from pydicom.dataelem import DataElement
+
+    from dicomrender import image
+
+    checked = 0
+    for path in _all_testdata_files():
+        try:
+            ours = pydicom.dcmread(path, force=True)
+            theirs = pydicom.dcmread(path, force=True)
+        except Exception:
+            continue
+        raw_before = {tag for tag, element in ours._dict.items() if type(element) is not DataElement}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                image._parse_elements(ours, path)
+        except errors.DicomRenderError:
+            continue  # a broken element: raised through pydicom's own path, as before
+        for tag in raw_before:
+            element = ours._dict[tag]
+            if type(element) is not DataElement or image._plain_vr(tag) is None:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = theirs[tag]
+            assert element.VR == expected.VR, (path, tag)
+            assert type(element.value) is type(expected.value), (path, tag, element.value, expected.value)
+            assert element.value == expected.value, (path, tag, element.value, expected.value)
+            assert element.file_tell == expected.file_tell and element.is_undefined_length == expected.is_undefined_length
+            checked += 1
+    assert checked > 500, checked
+
+
+def test_header_fast_path_steps_aside_for_customised_pydicom(monkeypatch):
+    """A data element callback or a replaced hook changes what pydicom makes of raw elements: then
+    rendering goes through pydicom's own path, so the customisation applies."""
+    from pydicom import config
+
+    from dicomrender import image
+
+    seen = []
+
+    def callback(raw, **kwargs):
+        seen.append(raw.tag)
+        return raw
+
+    monkeypatch.setattr(config, "data_element_callback", callback)
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    image._parse_elements(ds, None)
+    assert 0x00280010 in seen and 0x00281052 in seen
