@@ -343,7 +343,8 @@ static inline size_t dr_align_head(const uint8_t *out, int k, size_t align, size
     return head < n ? head : n;
 }
 
-/* Three 16-byte channel vectors to 48 interleaved bytes (pixel-major). */
+/* Byte shuffles taking three 16-byte channel vectors to 48 interleaved bytes (pixel-major):
+ * [output block q][channel]; 0x80 gives a zero byte. */
 static const uint8_t dr_rgb_shuffle[3][3][16] = {
     /* output block 0: R0 G0 B0 R1 ... R5 */
     {{0, 0x80, 0x80, 1, 0x80, 0x80, 2, 0x80, 0x80, 3, 0x80, 0x80, 4, 0x80, 0x80, 5},
@@ -359,15 +360,6 @@ static const uint8_t dr_rgb_shuffle[3][3][16] = {
      {10, 0x80, 0x80, 11, 0x80, 0x80, 12, 0x80, 0x80, 13, 0x80, 0x80, 14, 0x80, 0x80, 15}},
 };
 
-DR_AVX2_ATTR DR_INLINE void dr_interleave3_16(__m128i r, __m128i g, __m128i b, uint8_t *out)
-{
-    for (int q = 0; q < 3; q++) {
-        __m128i x = _mm_shuffle_epi8(r, _mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q][0]));
-        x = _mm_or_si128(x, _mm_shuffle_epi8(g, _mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q][1])));
-        x = _mm_or_si128(x, _mm_shuffle_epi8(b, _mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q][2])));
-        _mm_storeu_si128((__m128i *)(out + 16 * q), x);
-    }
-}
 
 /* Three channel vectors (bytes in pixel order) to interleaved RGB, in registers: the byte shuffles
  * above build, in each 128-bit lane, output block q (16 bytes) of that lane's 16 pixels; whole
@@ -413,18 +405,12 @@ DR_AVX512_ATTR static inline void dr_rgb3_masks_512(__m512i *masks)
     for (int q = 0; q < 9; q++) masks[q] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)dr_rgb_shuffle[q / 3][q % 3]));
 }
 
-/* Interleave k channel blocks of `count` bytes into out (pixel-major). */
-DR_AVX2_ATTR DR_INLINE void dr_interleave(uint8_t (*tmp)[64], int k, size_t count, uint8_t *restrict out)
+/* Interleave k channel blocks of `count` bytes into out (pixel-major); three channels have
+ * dr_rgb3_256 / dr_rgb3_512, this serves two and four. */
+static inline void dr_interleave(uint8_t (*tmp)[64], int k, size_t count, uint8_t *restrict out)
 {
-    if (k == 3) {
-        for (size_t p = 0; p < count; p += 16)
-            dr_interleave3_16(_mm_loadu_si128((const __m128i *)(tmp[0] + p)),
-                              _mm_loadu_si128((const __m128i *)(tmp[1] + p)),
-                              _mm_loadu_si128((const __m128i *)(tmp[2] + p)), out + 3 * p);
-    } else {
-        for (size_t p = 0; p < count; p++)
-            for (int j = 0; j < k; j++) out[(size_t)k * p + j] = tmp[j][p];
-    }
+    for (size_t p = 0; p < count; p++)
+        for (int j = 0; j < k; j++) out[(size_t)k * p + j] = tmp[j][p];
 }
 
 /* Calls LOOP(src, itemsize, n, w, k, out, shift, bits, is_signed, mode) with itemsize and mode as
