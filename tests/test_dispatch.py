@@ -128,7 +128,8 @@ def test_every_path_equals_reference_on_every_stored_value(target, fmt):
         for invert in (False, True):
             expected = _expected(words, fmt, modality, vois, invert)
             compiled = windowing._compile(fmt, modality, vois, invert)
-            paths = ["lut", "arithmetic", "auto"] + (["affine"] if compiled.affine is not None else [])
+            paths = ["lut", "arithmetic", "auto"] + (["affine"] if compiled.affine is not None else []) \
+                + (["narrow"] if compiled.narrow is not None else [])
             affine_used += compiled.affine is not None
             threads = 2 if invert else 1  # both thread counts on every path, half the time
             for path in paths:
@@ -179,6 +180,72 @@ def test_three_windows_to_rgb_on_every_word_format(target, fmt):
                 got = render_stored(words, fmt, modality, vois, invert=invert, threads=threads)
                 np.testing.assert_array_equal(got, expected, err_msg=f"{target} {vois} threads={threads}")
     assert proven >= 2
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{f.bits_allocated}a{f.bits_stored}s{f.high_bit}h{'S' if f.signed else 'U'}")
+def test_narrow_path_equals_reference_on_every_stored_value(target, fmt):
+    """The byte-permute lookup of narrow tables (a vector loop with AVX-512 VBMI, one pixel at a time
+    elsewhere): windows at both ends of each format's range, a one-value step, a sigmoid, constant
+    tables, inverted ones, against the reference on every stored value with garbage bits."""
+    words = _words(fmt.bits_stored if fmt.high_bit == fmt.bits_stored - 1 else fmt.bits_allocated, fmt.signed,
+                   fmt.bits_allocated, THREADED)
+    low = -(1 << (fmt.bits_stored - 1)) if fmt.signed else 0
+    high = low + (1 << fmt.bits_stored) - 1
+    windows = [Window(low + 3, 5), Window(high - 2, 9), Window((low + high) / 2, 40), Window(low + 0.5, 1.0),
+               Window((low + high) / 2, 12, "LINEAR_EXACT"), Window((low + high) / 2, 2, "SIGMOID"),
+               Window(low - 10000, 10), Window(high + 10000, 10), Window((low + high) / 2, 200)]
+    narrow = 0
+    for voi in windows:
+        for invert in (False, True):
+            compiled = windowing._compile(fmt, Rescale(1.0, 0.0), [voi], invert)
+            if compiled.narrow is None:
+                continue
+            narrow += 1
+            expected = _expected(words, fmt, Rescale(1.0, 0.0), [voi], invert)
+            for threads in (1, 2):
+                for path in ("narrow", "auto"):
+                    got = render_stored(words, fmt, Rescale(1.0, 0.0), [voi], invert=invert, path=path,
+                                        threads=threads)
+                    np.testing.assert_array_equal(got, expected, err_msg=f"{target} {path} {voi} invert={invert}")
+    assert narrow >= 12
+
+
+def test_narrow_path_covers_runs_of_up_to_256_values(target):
+    """A 16-bit window whose table changes over exactly 256 stored values uses the narrow path (two
+    byte permutes and a blend), one value more does not; runs of 128 and 129 values sit on either side
+    of the one-permute loop.  All equal the reference."""
+    fmt = StoredFormat(16, 16, 15, False)
+    words = np.arange(1 << 16, dtype=np.uint16)
+    runs = {}
+    for width in list(range(122, 134)) + list(range(250, 262)):
+        vois = [Window(30000.0, float(width))]
+        compiled = windowing._compile(fmt, Rescale(1.0, 0.0), vois, False)
+        runs[width] = None if compiled.narrow is None else compiled.narrow[2]
+        expected = _reference_render(words, fmt, Rescale(1.0, 0.0), vois, False)
+        path = "narrow" if compiled.narrow is not None else "auto"
+        np.testing.assert_array_equal(render_stored(words, fmt, Rescale(1.0, 0.0), vois, path=path), expected)
+    assert {127, 128, 255} <= set(runs.values())
+    widest = max(w for w, r in runs.items() if r is not None)
+    assert runs[widest] == 255 and runs[widest + 1] is None
+    with pytest.raises(ValueError, match="narrow path"):
+        render_stored(words, fmt, Rescale(1.0, 0.0), [Window(30000.0, float(widest + 1))], path="narrow")
+
+
+def test_narrow_kernel_checks_its_arguments():
+    words = np.arange(10, dtype=np.uint16)
+    out = np.empty(10, dtype=np.uint8)
+    table = np.arange(256, dtype=np.uint8)
+    with pytest.raises(TypeError, match="256"):
+        _kernel.narrow(words, table[:100], 0, 10, out, 0, 16, False)
+    with pytest.raises(ValueError, match="range"):
+        _kernel.narrow(words, table, 0, 256, out, 0, 16, False)
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernel.narrow(words, table, 0, 10, out, 8, 16, False)
+    with pytest.raises(TypeError):
+        _kernel.narrow(words.astype(np.uint32), table, 0, 10, out, 0, 16, False)
+    # low 3, range 4: words 0..9 -> table[0, 0, 0, 0, 1, 2, 3, 4, 4, 4]
+    _kernel.narrow(words, table, 3, 4, out, 0, 16, False)
+    np.testing.assert_array_equal(out, [0, 0, 0, 0, 1, 2, 3, 4, 4, 4])
 
 
 def test_fused_rounding_of_the_proof_decides_float64_midpoints():

@@ -38,3 +38,15 @@ def arithmetic(
     is_signed: bool = False,
     nthreads: int = 1,
 ) -> None: ...
+def narrow_fast() -> bool: ...
+def narrow(
+    src: npt.NDArray[np.integer],
+    table: npt.NDArray[np.uint8],
+    low: int,
+    range_: int,
+    out: npt.NDArray[np.uint8],
+    shift: int,
+    bits: int,
+    is_signed: bool,
+    nthreads: int = 1,
+) -> None: ...

@@ -8,8 +8,9 @@ done by :mod:`dicomrender.windowing`.  Arrays are taken through the numpy C API
 microsecond, which matters for single small images.
 """
 
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.math cimport fabs, fmax
+from libc.string cimport memcpy
 
 cimport numpy as cnp
 
@@ -21,6 +22,9 @@ cdef extern from "_kernel_impl.h" nogil:
     ctypedef struct dr_affine:
         float a, b
         int pivot
+    ctypedef struct dr_narrow:
+        uint8_t table[256]
+        uint16_t low, range
     ctypedef struct dr_window:
         double slope, intercept, center, width
         int function
@@ -41,6 +45,9 @@ cdef extern from "_kernel_impl.h" nogil:
                    size_t table_size, int k, uint8_t *out, int shift, uint32_t mask, int nthreads)
     void dr_arith(int target, int kind, int itemsize, const void *src, size_t n, const dr_window *w, int k,
                   uint8_t *out, int shift, int bits, int is_signed, int nthreads)
+    int dr_narrow_fast(int target)
+    void dr_narrow_render(int target, int itemsize, const void *src, size_t n, const dr_narrow *t, uint8_t *out,
+                          int shift, int bits, int is_signed, int nthreads)
 
 TARGETS = ("baseline", "avx2", "avx512", "avx512vbmi")
 MAX_WINDOWS = DR_MAX_WINDOWS
@@ -237,3 +244,34 @@ def arithmetic(src, params, out, int shift=0, int bits=32, bint is_signed=False,
         return
     with nogil:
         dr_arith(_target, kind, itemsize, ptr, n, w, k, o, shift, bits, is_signed, nthreads)
+
+
+def narrow_fast():
+    """Whether :func:`narrow` runs a vector loop on the current target (else it runs one pixel at a time)."""
+    return bool(dr_narrow_fast(_target))
+
+
+def narrow(src, table, int low, int range_, out, int shift, int bits, bint is_signed, int nthreads=1):
+    """Narrow-table path: ``out = table[min(max(lane - low, 0), range_)]`` where ``lane`` is the stored
+    value of each word (the ``bits`` bits from ``shift`` on, two's complement when ``is_signed``) plus
+    32768 when signed.  ``table`` holds 256 uint8 entries, ``0 <= range_ < 256``."""
+    cdef dr_narrow t
+    cdef cnp.ndarray tab = _array(table, "table")
+    if cnp.PyArray_TYPE(tab) != cnp.NPY_UINT8 or cnp.PyArray_SIZE(tab) != 256:
+        raise TypeError("table must hold 256 uint8 entries")
+    if not 0 <= low <= 65535 or not 0 <= range_ <= 255:
+        raise ValueError(f"low {low} or range {range_} out of bounds")
+    memcpy(t.table, cnp.PyArray_DATA(tab), 256)
+    t.low = <uint16_t>low
+    t.range = <uint16_t>range_
+    cdef cnp.ndarray words = _array(src, "src")
+    cdef int itemsize = _words(words, "narrow")
+    if bits < 1 or shift < 0 or shift + bits > itemsize * 8:
+        raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(words)
+    cdef uint8_t *o = _out(out, n, 1)
+    cdef const void *ptr = cnp.PyArray_DATA(words)
+    if n == 0:
+        return
+    with nogil:
+        dr_narrow_render(_target, itemsize, ptr, n, &t, o, shift, bits, is_signed, nthreads)

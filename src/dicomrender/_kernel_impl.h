@@ -2,8 +2,8 @@
  *
  * Every loop is compiled once per instruction-set target (baseline, AVX2,
  * AVX-512, AVX-512 with VBMI on x86-64) and chosen at run time, so one binary
- * runs on any CPU and never needs -march=native; the affine loop and the RGB
- * interleave have explicit intrinsics, the others are auto-vectorised.  The arithmetic must
+ * runs on any CPU and never needs -march=native; the affine loop, the RGB
+ * interleave and the narrow-table lookup have explicit intrinsics, the others are auto-vectorised.  The arithmetic must
  * equal the float64 reference bit for bit: the build sets -ffp-contract=off so
  * no multiply-add is fused behind our back, and nothing here is reassociated
  * (-fno-trapping-math only lets the compiler turn selects into vector blends;
@@ -132,6 +132,33 @@ static inline uint8_t dr_affine_px(int32_t stored, const dr_affine *w)
     int32_t r = (int32_t)y;
     r = r < 0 ? 0 : r;
     return (uint8_t)(r > 255 ? 255 : r);
+}
+
+/* A table that only changes inside a short run of stored values (a narrow window such as brain
+ * 40/80 on CT, or any transform of 8-bit data): below `low` it holds table[0], above low + range
+ * table[range], range < 256.  Values are "lane values": the stored value, plus 32768 when signed
+ * (what the SIMD extraction yields), so the order is the order of the stored values.  With AVX-512
+ * VBMI the lookup is a byte permute of 64 pixels at once; the host builds it from the exact table,
+ * so it is exact by construction. */
+typedef struct {
+    uint8_t table[256];
+    uint16_t low, range;
+} dr_narrow;
+
+static inline uint8_t dr_narrow_px(uint32_t word, const dr_narrow *t, int shift, int bits, int is_signed)
+{
+    int32_t lane = dr_stored16(word, shift, bits, is_signed) + (is_signed ? 32768 : 0);
+    int32_t index = lane - (int32_t)t->low;
+    index = index < 0 ? 0 : index;
+    return t->table[index > t->range ? t->range : index];
+}
+
+static void dr_narrow_scalar(const void *src, int itemsize, size_t from, size_t to, const dr_narrow *t,
+                             uint8_t *out, int shift, int bits, int is_signed)
+{
+    for (size_t i = from; i < to; i++)
+        out[i] = dr_narrow_px(itemsize == 2 ? ((const uint16_t *)src)[i] : ((const uint8_t *)src)[i], t, shift,
+                              bits, is_signed);
 }
 
 /* ---- loops, instantiated per target ------------------------------------ */
@@ -578,6 +605,22 @@ DR_AFFINE_ENTRIES(avx2, 256, DR_AVX2_ATTR)
  * three.  When all three windows share a pivot, d is computed once. */
 #define DR_VBMI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,fma")))
 
+/* The stored bits of words i..i+63 in two vectors of 16-bit lanes (biased by 32768 when signed). */
+DR_VBMI_ATTR DR_INLINE void dr_load64_512(const void *restrict src, const int itemsize, size_t i, const int mode,
+                                          __m128i left, __m128i right, __m128i sh, __m512i mask, __m512i *e0,
+                                          __m512i *e1)
+{
+    if (itemsize == 2) {
+        *e0 = _mm512_loadu_si512((const void *)((const uint16_t *)src + i));
+        *e1 = _mm512_loadu_si512((const void *)((const uint16_t *)src + i + 32));
+    } else {
+        *e0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((const uint8_t *)src + i)));
+        *e1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((const uint8_t *)src + i + 32)));
+    }
+    *e0 = dr_extract_512(*e0, mode, left, right, sh, mask);
+    *e1 = dr_extract_512(*e1, mode, left, right, sh, mask);
+}
+
 /* Byte index of (pixel p < 32, channel j < 2) in RG0 (or of pixel 32 + p in RG1). */
 static inline int dr_rgb_rg(int p, int j) { return 16 * ((p & 31) >> 3) + 8 * j + (p & 7); }
 /* Byte index of pixel p (0..63) of channel 2 in BB. */
@@ -642,15 +685,7 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const i
     dr_affine_scalar(src, itemsize, 0, i, w, 3, out, shift, bits, is_signed);
     for (; i + 64 <= n; i += 64) {
         __m512i e0, e1;
-        if (itemsize == 2) {
-            e0 = _mm512_loadu_si512((const void *)((const uint16_t *)src + i));
-            e1 = _mm512_loadu_si512((const void *)((const uint16_t *)src + i + 32));
-        } else {
-            e0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((const uint8_t *)src + i)));
-            e1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((const uint8_t *)src + i + 32)));
-        }
-        e0 = dr_extract_512(e0, mode, left, right, sh, mask);
-        e1 = dr_extract_512(e1, mode, left, right, sh, mask);
+        dr_load64_512(src, itemsize, i, mode, left, right, sh, mask, &e0, &e1);
         __m512 l0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(e0, magic));
         __m512 h0 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(e0, magic));
         __m512 l1 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(e1, magic));
@@ -699,7 +734,55 @@ DR_VBMI_ATTR static void dr_affine_rgb_vbmi(const void *src, int itemsize, size_
     DR_AFFINE_MODES(DR_RGB_LOOP, src, itemsize, n, w, 3, out, shift, bits, is_signed,
                     dr_affine_mode(itemsize, shift, bits, is_signed));
 }
+/* ---- narrow tables with AVX-512 VBMI --------------------------------------
+ * Per 64 pixels: the stored bits extracted as for the affine loop, index = min(lane -sat low, range)
+ * in 16-bit lanes, packed to bytes, then one byte permute over a 128-entry table (two and a blend on
+ * bit 7 for up to 256 entries). */
+DR_VBMI_ATTR DR_INLINE void dr_narrow_loop(const void *restrict src, const int itemsize, size_t n,
+                                           const dr_narrow *restrict t, uint8_t *restrict out, int shift, int bits,
+                                           int is_signed, const int mode, const int wide)
+{
+    const __m128i left = _mm_cvtsi32_si128(16 - shift - bits), right = _mm_cvtsi32_si128(16 - bits);
+    const __m128i sh = _mm_cvtsi32_si128(shift);
+    const __m512i mask = _mm512_set1_epi16((short)((1u << bits) - 1));
+    const __m512i low = _mm512_set1_epi16((short)t->low), range = _mm512_set1_epi16((short)t->range);
+    const __m512i t0 = _mm512_loadu_si512((const void *)t->table), t1 = _mm512_loadu_si512((const void *)(t->table + 64));
+    const __m512i t2 = _mm512_loadu_si512((const void *)(t->table + 128));
+    const __m512i t3 = _mm512_loadu_si512((const void *)(t->table + 192));
+    const int stream = n >= DR_STREAM_BYTES;
+    size_t i = stream ? dr_align_head(out, 1, 64, n) : 0;
+    dr_narrow_scalar(src, itemsize, 0, i, t, out, shift, bits, is_signed);
+    for (; i + 64 <= n; i += 64) {
+        __m512i e0, e1;
+        dr_load64_512(src, itemsize, i, mode, left, right, sh, mask, &e0, &e1);
+        e0 = _mm512_min_epu16(_mm512_subs_epu16(e0, low), range);
+        e1 = _mm512_min_epu16(_mm512_subs_epu16(e1, low), range);
+        __m512i index = DR_FIXORDER512(_mm512_packus_epi16(e0, e1));
+        __m512i bytes = _mm512_permutex2var_epi8(t0, index, t1);
+        if (wide)
+            bytes = _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), bytes, _mm512_permutex2var_epi8(t2, index, t3));
+        if (stream) _mm512_stream_si512((void *)(out + i), bytes);
+        else _mm512_storeu_si512((void *)(out + i), bytes);
+    }
+    if (stream) _mm_sfence();
+    dr_narrow_scalar(src, itemsize, i, n, t, out, shift, bits, is_signed);
+}
+
+/* The narrow loop in DR_AFFINE_MODES's argument order; k carries `wide`. */
+#define DR_NARROW_LOOP(src, itemsize, n, t, wide, out, shift, bits, is_signed, mode) \
+    dr_narrow_loop(src, itemsize, n, t, out, shift, bits, is_signed, mode, wide)
+
+DR_VBMI_ATTR static void dr_narrow_vbmi(const void *src, int itemsize, size_t n, const dr_narrow *t, uint8_t *out,
+                                        int shift, int bits, int is_signed)
+{
+    int mode = dr_affine_mode(itemsize, shift, bits, is_signed);
+    if (t->range < 128)
+        DR_AFFINE_MODES(DR_NARROW_LOOP, src, itemsize, n, t, 0, out, shift, bits, is_signed, mode);
+    else
+        DR_AFFINE_MODES(DR_NARROW_LOOP, src, itemsize, n, t, 1, out, shift, bits, is_signed, mode);
+}
 #endif
+
 
 /* ---- run-time dispatch --------------------------------------------------- */
 
@@ -869,6 +952,26 @@ static void dr_affine_render(int target, int itemsize, const void *src, size_t n
         const uint16_t *s = (const uint16_t *)src;
         DR_PARALLEL(n, nthreads, DR_DISPATCH(target, dr_affine_u16, s + start, count, w, k, out + (size_t)k * start, shift, bits, is_signed));
     }
+}
+
+/* Whether the narrow-table loop is a vector loop on this target (elsewhere it runs scalar). */
+static int dr_narrow_fast(int target)
+{
+    return DR_HAVE_X86_TARGETS && target == DR_TARGET_AVX512VBMI;
+}
+
+static void dr_narrow_render(int target, int itemsize, const void *src, size_t n, const dr_narrow *t, uint8_t *out,
+                             int shift, int bits, int is_signed, int nthreads)
+{
+    const uint8_t *s = (const uint8_t *)src;
+#if DR_HAVE_X86_TARGETS
+    if (target == DR_TARGET_AVX512VBMI) {
+        DR_PARALLEL(n, nthreads, dr_narrow_vbmi(s + (size_t)itemsize * start, itemsize, count, t, out + start, shift, bits, is_signed));
+        return;
+    }
+#endif
+    (void)target;
+    DR_PARALLEL(n, nthreads, dr_narrow_scalar(s + (size_t)itemsize * start, itemsize, 0, count, t, out + start, shift, bits, is_signed));
 }
 
 /* The fused float64 path.  kind: 'f' for float words (itemsize 4 or 8), 'u' for integer words

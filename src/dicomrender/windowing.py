@@ -9,7 +9,9 @@ LINEAR / LINEAR_EXACT windows, the kernel's float32 affine loop is evaluated
 on every value of that domain (with and without a fused multiply-add, the
 two forms its loops use) and compared with the table; only when it
 matches everywhere (a proof, per parameter set, that it cannot change any
-output) does the kernel run it, otherwise it gathers through the table.  Wider
+output) does the kernel run it, otherwise it gathers through the table.  A
+single window whose table changes over at most 256 stored values is looked
+up with byte permutes instead where the CPU has them.  Wider
 integers and float data go through the kernel's fused float64 arithmetic,
 which evaluates the same expressions in the same order.  Tables, proofs and
 parsed ``window()`` arguments are cached, so a repeated call costs about two
@@ -267,13 +269,15 @@ def _transform_key(t):
 
 
 class _Compiled:
-    """What a parameter set compiles to: the exact tables and, when proven, the affine form."""
+    """What a parameter set compiles to: the exact tables, the affine form when proven, and for one
+    window whose table changes only over a short run of stored values, that run (see _narrow)."""
 
-    __slots__ = ("tables", "affine")
+    __slots__ = ("tables", "affine", "narrow")
 
-    def __init__(self, tables: np.ndarray, affine: Optional[np.ndarray]):
+    def __init__(self, tables: np.ndarray, affine: Optional[np.ndarray], narrow: Optional[tuple] = None):
         self.tables = tables
         self.affine = affine
+        self.narrow = narrow
 
 
 #: The same cache keyed by the parameter objects themselves: one dict look-up per call.  Holding
@@ -306,7 +310,8 @@ def _compile_by_value(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI]
     for j, voi in enumerate(vois):
         tables[j] = _reference.to_uint8(voi.values(m), invert, voi.snap)
     tables.setflags(write=False)
-    compiled = _Compiled(tables, _prove_affine(fmt, modality, vois, invert, tables))
+    compiled = _Compiled(tables, _prove_affine(fmt, modality, vois, invert, tables),
+                         _narrow(fmt, tables[0]) if len(vois) == 1 and fmt.bits_allocated <= 16 else None)
     with _TABLE_LOCK:
         _TABLE_CACHE[key] = compiled
         while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
@@ -439,6 +444,50 @@ def _prove_affine(fmt: StoredFormat, modality: Modality, vois: Sequence[VOI], in
     return params
 
 
+#: Longest run of stored values over which a table may change for the narrow path (one byte index).
+_NARROW_MAX_RANGE = 255
+
+
+def _narrow(fmt: StoredFormat, table: np.ndarray) -> Optional[tuple]:
+    """(table256, low, range) for the kernel's narrow path, or None.
+
+    ``table`` is indexed by stored bit pattern; ordered by stored value it is constant up to some
+    value and from some later value on (a window: 0 below, 255 above).  When at most 256 values lie
+    from the last of the first run to the first of the last run, the kernel looks them up with byte
+    permutes: ``out = small[min(max(lane - low, 0), range)]``, lane = stored value (+ 32768 when
+    signed).  The small table is a slice of the exact table, so the path is exact by construction.
+    """
+    size = table.size
+    by_value = np.roll(table, size // 2) if fmt.signed else table  # by_value[i]: stored value i (- size/2)
+    first = np.flatnonzero(by_value != by_value[0])
+    if first.size == 0:
+        start = stop = 0
+    else:
+        start = int(first[0]) - 1
+        stop = int(np.flatnonzero(by_value != by_value[-1])[-1]) + 1
+    if stop - start > _NARROW_MAX_RANGE:
+        return None
+    small = np.zeros(256, dtype=np.uint8)
+    small[: stop - start + 1] = by_value[start: stop + 1]
+    small.setflags(write=False)
+    low = start - size // 2 + 32768 if fmt.signed else start
+    return small, low, stop - start
+
+
+def _run_compiled(compiled: _Compiled, words: np.ndarray, out: np.ndarray, fmt: StoredFormat, nthreads: int,
+                  path: str = "table") -> None:
+    """Run the kernel loop for integer words: ``path`` "table" picks the fastest exact one (the narrow
+    table where the CPU has byte permutes, else the proven affine loop, else the table gather);
+    "narrow", "affine" and "lut" force one."""
+    narrow = compiled.narrow
+    if narrow is not None and (path == "narrow" or (path == "table" and _kernel.narrow_fast())):
+        _kernel.narrow(words, narrow[0], narrow[1], narrow[2], out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
+    elif compiled.affine is not None and path in ("table", "affine"):
+        _kernel.affine(words, compiled.affine, out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
+    else:
+        _kernel.gather(words, compiled.tables, out, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
+
+
 def _params(modality: Rescale, vois: Sequence[Window], invert: bool) -> np.ndarray:
     return np.array(
         [[modality.slope, modality.intercept, v.center, v.width, _FUNCTION_CODE[v.function], int(invert)] for v in vois],
@@ -466,9 +515,11 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
     Returns ``raw.shape`` for one VOI, ``raw.shape + (len(vois),)`` for several.
     ``fmt`` is ``None`` for float data.  ``path`` forces ``"lut"`` (table
     gather), ``"affine"`` (the float32 affine loop, only where it is proven
-    exact), ``"arithmetic"`` (fused float64) or ``"reference"`` (for tests and
-    benchmarks); ``"auto"`` takes the affine loop where proven, else the table
-    gather, for integer data with at most 16 stored bits.
+    exact), ``"narrow"`` (byte-permute lookup of a table that changes over at
+    most 256 stored values, one window), ``"arithmetic"`` (fused float64) or
+    ``"reference"`` (for tests and benchmarks); ``"auto"`` takes, for integer
+    data with at most 16 stored bits, the narrow lookup where it applies and the
+    CPU has byte permutes, else the affine loop where proven, else the gather.
     """
     k = len(vois)
     if not 1 <= k <= _kernel.MAX_WINDOWS:
@@ -507,17 +558,16 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
             else:
                 result[..., j] = channel
         return result
-    if path in ("table", "lut", "affine"):
+    if path in ("table", "lut", "affine", "narrow"):
         if is_float or fmt.bits_stored > LUT_MAX_BITS:
             raise ValueError(f"the {path} path needs integer data with at most 16 stored bits")
         compiled = _compile(fmt, modality, vois, invert)
         words = (raw if raw.flags.c_contiguous else np.ascontiguousarray(raw)).view(fmt.unsigned_dtype).reshape(-1)
         if path == "affine" and compiled.affine is None:
             raise ValueError("the affine path is not proven exact for these parameters")
-        if path != "lut" and compiled.affine is not None:
-            _kernel.affine(words, compiled.affine, flat_out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
-        else:
-            _kernel.gather(words, compiled.tables, flat_out, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
+        if path == "narrow" and compiled.narrow is None:
+            raise ValueError("the narrow path needs one window whose table changes over at most 256 stored values")
+        _run_compiled(compiled, words, flat_out, fmt, nthreads, path)
         return result
     if path != "arithmetic":
         raise ValueError(f"unknown path {path!r}")
@@ -639,9 +689,6 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
         result = _prepare_out(out, array.shape if k == 1 else array.shape + (k,))
         words = array  # the kernel reads integer words as bit patterns, signed or not
         nthreads = _threads if threads is None else max(1, int(threads))
-        if compiled.affine is not None:
-            _kernel.affine(words, compiled.affine, result, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
-        else:
-            _kernel.gather(words, compiled.tables, result, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
+        _run_compiled(compiled, words, result, fmt, nthreads)
         return result
     return render_stored(array, fmt, modality, vois, invert=invert, out=out, threads=threads)
