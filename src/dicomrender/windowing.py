@@ -458,15 +458,19 @@ def _narrow(fmt: StoredFormat, table: np.ndarray) -> Optional[tuple]:
     signed).  The small table is a slice of the exact table, so the path is exact by construction.
     """
     size = table.size
-    by_value = np.roll(table, size // 2) if fmt.signed else table  # by_value[i]: stored value i (- size/2)
-    first = np.flatnonzero(by_value != by_value[0])
-    if first.size == 0:
+    # by_value[i]: the entry of stored value i (i - size/2 when signed)
+    by_value = np.concatenate((table[size // 2:], table[: size // 2])) if fmt.signed else table
+    first = int(np.argmax(by_value != by_value[0]))
+    if by_value[first] == by_value[0]:  # a constant table
         start = stop = 0
     else:
-        start = int(first[0]) - 1
-        stop = int(np.flatnonzero(by_value != by_value[-1])[-1]) + 1
-    if stop - start > _NARROW_MAX_RANGE:
-        return None
+        start = first - 1
+        # narrow when every value from start + 255 on holds the last entry (tail[0] first: a wide table
+        # usually shows it at once)
+        tail = by_value[start + _NARROW_MAX_RANGE:]
+        if tail.size and (tail[0] != by_value[-1] or np.any(tail != by_value[-1])):
+            return None
+        stop = size - 1 - int(np.argmax(by_value[::-1] != by_value[-1])) + 1
     small = np.zeros(256, dtype=np.uint8)
     small[: stop - start + 1] = by_value[start: stop + 1]
     small.setflags(write=False)
