@@ -128,6 +128,13 @@ cdef inline int _words(cnp.ndarray arr, str what) except -1:
                     f"got {arr.dtype}")
 
 
+cdef int _bits_fit(int bits, int shift, int itemsize) except -1:
+    """Check that ``bits`` stored bits from ``shift`` on fit words of ``itemsize`` bytes."""
+    if bits < 1 or shift < 0 or shift + bits > itemsize * 8:
+        raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    return 0
+
+
 cdef const double *_rows(object params, int columns, int *k) except NULL:
     """The rows of a (1..MAX_WINDOWS, columns) float64 parameter array; their count in ``k``."""
     cdef cnp.ndarray p = _array(params, "params")
@@ -187,8 +194,7 @@ def affine(src, params, out, int shift, int bits, bint is_signed, int nthreads=1
             raise ValueError("a and b must be float32 values and pivot an integer")
     cdef cnp.ndarray words = _array(src, "src")
     cdef int itemsize = _words(words, "affine")
-    if bits < 1 or shift < 0 or shift + bits > itemsize * 8:
-        raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    _bits_fit(bits, shift, itemsize)
     # The loop converts float32(d) * a + b to int32: out of range (or inf/NaN) that is undefined
     # behaviour, so bound it over the stored values the words can hold.
     cdef double low = -<double>(1 << (bits - 1)) if is_signed else 0.0
@@ -235,8 +241,8 @@ def arithmetic(src, params, out, int shift=0, int bits=32, bint is_signed=False,
         kind = 102  # 'f'
     elif not (cnp.PyArray_ISINTEGER(data) and (itemsize == 1 or itemsize == 2 or itemsize == 4)):
         raise TypeError(f"arithmetic needs float32/float64 or 8/16/32-bit integer input, got {data.dtype}")
-    if kind == 117 and (bits < 1 or shift < 0 or shift + bits > itemsize * 8):
-        raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    if kind == 117:
+        _bits_fit(bits, shift, itemsize)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(data)
     cdef uint8_t *o = _out(out, n, k)
     cdef const void *ptr = cnp.PyArray_DATA(data)
@@ -266,8 +272,7 @@ def narrow(src, table, int low, int range_, out, int shift, int bits, bint is_si
     t.range = <uint16_t>range_
     cdef cnp.ndarray words = _array(src, "src")
     cdef int itemsize = _words(words, "narrow")
-    if bits < 1 or shift < 0 or shift + bits > itemsize * 8:
-        raise ValueError(f"bits {bits} from shift {shift} do not fit {itemsize * 8}-bit words")
+    _bits_fit(bits, shift, itemsize)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(words)
     cdef uint8_t *o = _out(out, n, 1)
     cdef const void *ptr = cnp.PyArray_DATA(words)
