@@ -128,6 +128,12 @@ def _decode_plain(raw: RawDataElement, vr: str) -> Optional[DataElement]:
     return DataElement(raw.tag, vr, value, raw.value_tell, raw.length == 0xFFFFFFFF, already_converted=True)
 
 
+def _elements(ds) -> Optional[dict]:
+    """The dataset's own tag -> element dict (pydicom keeps it in ``Dataset._dict``), or None."""
+    elements = getattr(ds, "_dict", None)
+    return elements if isinstance(elements, dict) else None
+
+
 def _parse_elements(ds: Dataset, filename: Optional[str], nested: bool = False) -> None:
     """Decode the elements rendering reads, now: pydicom decodes lazily, and a corrupt element
     (unknown VR, odd length for US...) would otherwise surface later as an arbitrary exception.
@@ -135,8 +141,8 @@ def _parse_elements(ds: Dataset, filename: Optional[str], nested: bool = False) 
     Only those groups, not the whole header: decoding every element of a real CT header costs
     1-3 ms, ten times the windowing.  Inside the sequences of those groups everything is decoded.
     """
-    elements = getattr(ds, "_dict", None)
-    own = isinstance(elements, dict)  # the dataset's own element dict
+    elements = _elements(ds)
+    own = elements is not None
     if not own:
         elements = dict.fromkeys(ds.keys())
     plain = not nested and _default_conversion()
@@ -178,8 +184,8 @@ def _tag(keyword: str) -> BaseTag:
 
 def _has(ds: Dataset, keyword: str) -> bool:
     """``keyword in ds``: pydicom maps the keyword to its tag on every call (2 µs, dozens per image)."""
-    elements = getattr(ds, "_dict", None)
-    return _tag(keyword) in (elements if isinstance(elements, dict) else ds)
+    elements = _elements(ds)
+    return _tag(keyword) in (ds if elements is None else elements)
 
 
 def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
@@ -188,8 +194,8 @@ def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
     An element already decoded (rendering decodes its groups up front, see _parse_elements) is
     taken straight from the dataset's element dict; anything else goes through pydicom."""
     tag = _tag(keyword)
-    elements = getattr(ds, "_dict", None)
-    if isinstance(elements, dict):
+    elements = _elements(ds)
+    if elements is not None:
         element = elements.get(tag)
         if element is None:
             return default
