@@ -4,6 +4,7 @@ import os
 import sys
 import sysconfig
 import tempfile
+from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
@@ -50,9 +51,10 @@ else:
 
 extensions = [
     Extension(
-        "dicomrender._kernel",
-        ["src/dicomrender/_kernel.pyx"],
-        include_dirs=[np.get_include(), "src/dicomrender"],
+        "dicomrender._kernel._core",
+        ["src/dicomrender/_kernel/_core.pyx"],
+        include_dirs=[np.get_include(), "src/dicomrender/_kernel"],
+        depends=[str(p) for p in sorted(Path("src/dicomrender/_kernel").glob("*.h"))],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
     )

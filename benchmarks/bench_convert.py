@@ -36,7 +36,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import dicomrender
-from dicomrender.convert import convert
+from dicomrender.batch import convert
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SIZE = 512

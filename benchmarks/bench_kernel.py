@@ -34,7 +34,8 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 import dicomrender
-from dicomrender.windowing import Rescale, StoredFormat, Window, render_stored
+from dicomrender._types import Rescale, StoredFormat, Window
+from dicomrender.engine import render_stored
 
 CENTER, WIDTH = 40.0, 80.0                                  # brain
 THREE = ([40.0, 400.0, -600.0], [80.0, 1800.0, 1500.0])     # brain, bone, lung

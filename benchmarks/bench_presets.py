@@ -13,7 +13,7 @@ Each group renders the same three windows (``ich_rgb``: brain 40/80, subdural
 - ``three_pass``: three single-window renders, stacked with numpy
   (``np.stack(..., axis=-1)``), which is what users do without multi-window.
 
-Groups: ``engine-<shape>-<threads>`` calls :func:`dicomrender.windowing.render_stored`
+Groups: ``engine-<shape>-<threads>`` calls :func:`dicomrender.engine.render_stored`
 on stored words already in memory (a 512 x 512 slice and a 64-slice
 512 x 512 volume); ``render-<file>`` calls :func:`dicomrender.render` on a
 parsed pydicom dataset (real CT, 693_UNCI).  Every benchmark first checks that
@@ -27,7 +27,8 @@ import pydicom
 import pytest
 
 import dicomrender
-from dicomrender.windowing import Rescale, StoredFormat, Window, render_stored
+from dicomrender._types import Rescale, StoredFormat, Window
+from dicomrender.engine import render_stored
 
 ICH = ("brain", "subdural", "head_soft_tissue")
 WINDOWS = [Window(40, 80), Window(75, 215), Window(50, 380)]
@@ -77,7 +78,7 @@ def ct_dataset():
     from pydicom.data import get_testdata_file
 
     ds = pydicom.dcmread(get_testdata_file("693_UNCI.dcm"))
-    ds.PixelData  # parsed once, outside the timing
+    _ = ds.PixelData  # parsed once, outside the timing
     return ds
 
 

@@ -10,12 +10,15 @@ import sys
 import numpy as np
 import pydicom
 import pytest
-from synthetic import make_dataset, write_dataset
 from PIL import Image
-from pydicom.data import get_testdata_file
 
 import dicomrender
 from dicomrender import cli
+from dicomrender.cli.args import default_frame
+from dicomrender.cli.demo import DEMO_FILES
+
+from .data import data_file
+from .synthetic import make_dataset, write_dataset
 
 
 def run_cli(*args):
@@ -26,7 +29,7 @@ def run_cli(*args):
 
 
 def test_render_command_writes_windowed_png(tmp_path):
-    source = get_testdata_file("CT_small.dcm")
+    source = data_file("CT_small.dcm")
     target = tmp_path / "ct.png"
     result = run_cli("render", source, str(target), "--window", "40", "80")
     assert result.returncode == 0, result.stderr
@@ -51,7 +54,7 @@ def test_render_command_reports_bad_input(tmp_path, capsys):
     assert cli.main(["render", str(junk), str(tmp_path / "x.png")]) == 1
     assert "junk.dcm" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
-    source = get_testdata_file("CT_small.dcm")
+    source = data_file("CT_small.dcm")
     assert cli.main(["render", source, str(tmp_path / "x.png"), "--window", "40", "0"]) == 1
     assert "WindowWidth" in capsys.readouterr().err
 
@@ -65,12 +68,12 @@ def test_bad_usage_exits_2():
 def test_demo_renders_bundled_samples(tmp_path):
     result = run_cli("demo", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    for name, preset, output in cli.DEMO_FILES:
+    for name, preset, output in DEMO_FILES:
         pixels = np.asarray(Image.open(tmp_path / output))
-        path = get_testdata_file(name, download=False)
+        path = data_file(name)
         bundled = os.path.join(os.path.dirname(pydicom.__file__), "data")
         assert path is not None and path.startswith(bundled), f"{name} is not bundled with pydicom: {path}"
-        expected = dicomrender.render(path, preset, frame=cli.default_frame(path))
+        expected = dicomrender.render(path, preset, frame=default_frame(path))
         assert pixels.shape == expected.shape
         if output.endswith(".png"):
             np.testing.assert_array_equal(pixels, expected)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from synthetic import make_dataset
-from pydicom.data import get_testdata_file
 
 import dicomrender
-from dicomrender import _reference, colour, errors
+from dicomrender import _reference, errors
+from dicomrender.dicom import color as colour
+
+from .data import data_file
+from .synthetic import make_dataset
 
 
 def _colour_dataset(samples: np.ndarray, photometric="RGB", planar=0) -> pydicom.Dataset:
@@ -109,7 +111,7 @@ def test_ybr_rct_inverts_the_jpeg2000_reversible_transform():
 @pytest.mark.parametrize("name", ["SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_ybr_full_422_uncompressed.dcm",
                                   "examples_ybr_color.dcm", "US1_J2KR.dcm", "SC_rgb_jpeg_dcmtk.dcm"])
 def test_real_ybr_files_equal_pydicom_rgb(name):
-    path = get_testdata_file(name)
+    path = data_file(name)
     if path is None:
         pytest.skip("pydicom-data is not installed")
     ds = pydicom.dcmread(path)
@@ -179,12 +181,12 @@ def test_palette_data_shorter_than_its_descriptor():
 @pytest.mark.parametrize("name", ["OBXXXX1A.dcm", "OBXXXX1A_expb.dcm", "gdcm-US-ALOKA-16.dcm",
                                   "gdcm-US-ALOKA-16_big.dcm", "examples_palette.dcm"])
 def test_real_palette_files_equal_the_little_endian_pydicom_mapping(name):
-    path = get_testdata_file(name)
+    path = data_file(name)
     if path is None:
         pytest.skip("pydicom-data is not installed")
     # pydicom's apply_color_lut reads big-endian LUT data as little endian, so the expected
     # pixels come from the little-endian twin
-    twin = get_testdata_file(name.replace("_expb", "").replace("_big", ""))
+    twin = data_file(name.replace("_expb", "").replace("_big", ""))
     ds = pydicom.dcmread(twin)
     expected = pydicom.pixels.apply_color_lut(ds.pixel_array, ds)
     if expected.dtype == np.uint16:

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import make_dataset, write_dataset
 from PIL import Image
 
 from dicomrender import _reference, cli
-from dicomrender.convert import TEMP_PREFIX, ConvertRecord, convert, is_dicom_header
+from dicomrender.batch import TEMP_PREFIX, ConvertRecord, convert, is_dicom_header
+
+from .data import data_file
+from .synthetic import make_dataset, write_dataset
 
 CENTER, WIDTH = 40, 400
 
@@ -310,8 +312,6 @@ def test_dicom_detection_by_content(tmp_path):
 def test_real_files_native_compressed_colour_and_non_images(tmp_path):
     import shutil
 
-    from pydicom.data import get_testdata_file
-
     import dicomrender
 
     src = tmp_path / "src"
@@ -320,7 +320,7 @@ def test_real_files_native_compressed_colour_and_non_images(tmp_path):
              "DICOMDIR": "DICOMDIR"}
     for name, target in names.items():
         (src / target).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(get_testdata_file(name), src / target)
+        shutil.copy(data_file(name), src / target)
     before = _hashes(src)
     result = convert(src, tmp_path / "out", format="png", jobs=2)
     assert result.exit_status == 0
@@ -445,11 +445,11 @@ def test_warnings_go_to_the_report_not_the_terminal(tree, tmp_path, monkeypatch,
     import importlib
     import warnings
 
-    render_module = importlib.import_module("dicomrender.render")
+    render_module = importlib.import_module("dicomrender.rendering")
     original = render_module.render
 
     def render(ds, *args, **kwargs):
-        warnings.warn(f"odd header in {os.path.basename(ds.filename)}", UserWarning)
+        warnings.warn(f"odd header in {os.path.basename(ds.filename)}", UserWarning, stacklevel=2)
         return original(ds, *args, **kwargs)
 
     monkeypatch.setattr(render_module, "render", render)
@@ -470,9 +470,9 @@ HOOK = textwrap.dedent('''
     import importlib, os, signal, time
 
     def _install():
-        from dicomrender import image
-        convert = importlib.import_module("dicomrender.convert")
-        write_all, write_output = convert._write_all, convert._write_output
+        from dicomrender import rendering
+        convert = importlib.import_module("dicomrender.io")
+        write_all, write_output = convert._write_all, convert.write_atomic
         half = []
 
         def _write_all(fd, data, fsync):
@@ -486,11 +486,11 @@ HOOK = textwrap.dedent('''
                 half.append(path)
             return write_output(path, data, fsync)
 
-        convert._write_all, convert._write_output = _write_all, _write_output
-        original = image.ImageInfo.words
+        convert._write_all, convert.write_atomic = _write_all, _write_output
+        original = rendering.read_frames
         delay = float(os.environ.get("CONVERT_TEST_DELAY", "0"))
 
-        def words(self, indices):
+        def read_frames(self, indices):
             name = os.path.basename(self.filename or "")
             if name.startswith("hang"):
                 time.sleep(3600)
@@ -499,7 +499,7 @@ HOOK = textwrap.dedent('''
             time.sleep(delay)
             return original(self, indices)
 
-        image.ImageInfo.words = words
+        rendering.read_frames = read_frames
 
     _install()
 ''')

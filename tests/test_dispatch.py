@@ -19,21 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import test_kernel as foundation
-from dicomrender import _kernel, _reference, window, windowing
-from dicomrender.windowing import Rescale, StoredFormat, Window, render_stored
+from dicomrender import _kernel, _reference, engine, window
+from dicomrender._types import Rescale, StoredFormat, Window
+from dicomrender.engine import render_stored
+from dicomrender.engine.compile import compile_tables
+from dicomrender.engine.proof import _fma_float32
 
 TARGETS = _kernel.supported_targets()
-
-
-@pytest.fixture(params=_kernel.TARGETS)
-def target(request):
-    """Run the test with the kernel forced to one target; skipped where the CPU lacks it."""
-    if request.param not in TARGETS:
-        pytest.skip(f"this CPU does not run the {request.param} target")
-    _kernel.set_target(request.param)
-    yield request.param
-    _kernel.set_target(None)
 
 
 #: Long enough that two threads really split the work (the kernel keeps small inputs on one thread).
@@ -80,28 +72,6 @@ FORMATS = [
 ]
 
 
-# The foundation's kernel tests (tests/test_kernel.py), run again on each forced target.
-FOUNDATION = {
-    "test_window_equals_reference_on_every_stored_value": [dict(bits=b, signed=s) for b in foundation.BITS
-                                                           for s in (False, True)],
-    "test_high_bit_and_garbage_bits_never_leak": [{}],
-    "test_arithmetic_path_equals_reference": [dict(dtype=d) for d in ("int32", "uint32", "float32", "float64")],
-    "test_nan_renders_black_and_infinities_saturate": [{}],
-    "test_paths_agree_on_integer_data": [{}],
-    "test_multi_window_equals_single_windows_stacked": [{}],
-    "test_shapes_and_out_buffer": [{}],
-    "test_brain_window_hand_computed_points": [{}],
-}
-
-
-@pytest.mark.parametrize("name", sorted(FOUNDATION))
-def test_foundation_kernel_tests_on_every_target(target, name):
-    function = getattr(foundation, name, None)
-    assert function is not None, f"tests/test_kernel.py no longer has {name}"
-    for kwargs in FOUNDATION[name]:
-        function(**kwargs)
-
-
 def _reference_render(words, fmt, modality, vois, invert):
     return render_stored(words, fmt, modality, vois, invert=invert, path="reference")
 
@@ -127,7 +97,7 @@ def test_every_path_equals_reference_on_every_stored_value(target, fmt):
         vois = [Window(center, width, function)]
         for invert in (False, True):
             expected = _expected(words, fmt, modality, vois, invert)
-            compiled = windowing._compile(fmt, modality, vois, invert)
+            compiled = compile_tables(fmt, modality, vois, invert)
             paths = ["lut", "arithmetic", "auto"] + (["affine"] if compiled.affine is not None else []) \
                 + (["narrow"] if compiled.narrow is not None else [])
             affine_used += compiled.affine is not None
@@ -150,7 +120,7 @@ def test_multi_window_one_pass_equals_reference(target, k):
     modality = Rescale(1.0, -1024.0)
     for invert in (False, True):
         expected = np.stack([_expected(words, fmt, modality, [v], invert) for v in vois], axis=-1)
-        assert windowing._compile(fmt, modality, vois, invert).affine is not None
+        assert compile_tables(fmt, modality, vois, invert).affine is not None
         for path in ("auto", "lut", "affine", "arithmetic"):
             for threads in (1, 2):
                 got = render_stored(words, fmt, modality, vois, invert=invert, path=path, threads=threads)
@@ -175,7 +145,7 @@ def test_three_windows_to_rgb_on_every_word_format(target, fmt):
     for vois in sets:
         for invert in (False, True):
             expected = np.stack([_expected(words, fmt, modality, [v], invert) for v in vois], axis=-1)
-            proven += windowing._compile(fmt, modality, vois, invert).affine is not None
+            proven += compile_tables(fmt, modality, vois, invert).affine is not None
             for threads in (1, 2):
                 got = render_stored(words, fmt, modality, vois, invert=invert, threads=threads)
                 np.testing.assert_array_equal(got, expected, err_msg=f"{target} {vois} threads={threads}")
@@ -197,7 +167,7 @@ def test_narrow_path_equals_reference_on_every_stored_value(target, fmt):
     narrow = 0
     for voi in windows:
         for invert in (False, True):
-            compiled = windowing._compile(fmt, Rescale(1.0, 0.0), [voi], invert)
+            compiled = compile_tables(fmt, Rescale(1.0, 0.0), [voi], invert)
             if compiled.narrow is None:
                 continue
             narrow += 1
@@ -219,7 +189,7 @@ def test_narrow_path_covers_runs_of_up_to_256_values(target):
     runs = {}
     for width in list(range(122, 134)) + list(range(250, 262)):
         vois = [Window(30000.0, float(width))]
-        compiled = windowing._compile(fmt, Rescale(1.0, 0.0), vois, False)
+        compiled = compile_tables(fmt, Rescale(1.0, 0.0), vois, False)
         runs[width] = None if compiled.narrow is None else compiled.narrow[2]
         expected = _reference_render(words, fmt, Rescale(1.0, 0.0), vois, False)
         path = "narrow" if compiled.narrow is not None else "auto"
@@ -256,7 +226,7 @@ def test_fused_rounding_of_the_proof_decides_float64_midpoints():
     d, a, b = 65537.0, np.float32(65535 * 2.0 ** -56), np.float32(1 + 2.0 ** -23)
     product = np.array([d * float(a), -d * float(a)])
     assert product[0] == 2.0 ** -24 - 2.0 ** -56
-    got = windowing._fma_float32(product, b)
+    got = _fma_float32(product, b)
     # b + 2**-24 - 2**-56 lies just below the midpoint b + 2**-24: rounds down to b
     assert got[0] == b
     # b - 2**-24 + 2**-56 lies just above the midpoint b - 2**-24: rounds up to b, not to 1.0 (even)
@@ -271,7 +241,7 @@ def test_fused_rounding_of_the_proof_equals_exact_rational_rounding(d, a, b):
     """Against exact rational arithmetic: the float32 nearest to d * a + b (ties to even)."""
     from fractions import Fraction
 
-    got = windowing._fma_float32(np.array([d * float(a)]), np.float32(b))[0]
+    got = _fma_float32(np.array([d * float(a)]), np.float32(b))[0]
     exact = Fraction(d) * Fraction(a) + Fraction(b)
     r = np.float32(float(exact))
     candidates = [np.nextafter(r, np.float32(-np.inf)), r, np.nextafter(r, np.float32(np.inf))]
@@ -284,7 +254,7 @@ def test_multi_window_falls_back_to_the_table_when_one_window_is_not_affine(targ
     words = _words(16, True, 16, THREADED)
     vois = [Window(40, 80), Window(0, 900, "SIGMOID"), Window(-600, 1500)]
     modality = Rescale(1.0, -1024.0)
-    assert windowing._compile(fmt, modality, vois, False).affine is None
+    assert compile_tables(fmt, modality, vois, False).affine is None
     expected = np.stack([_reference_render(words, fmt, modality, [v], False) for v in vois], axis=-1)
     for threads in (1, 2):
         np.testing.assert_array_equal(render_stored(words, fmt, modality, vois, threads=threads), expected)
@@ -416,11 +386,13 @@ def test_a_process_forked_after_threaded_work_renders_without_hanging():
     assert np.array_equal(render_stored(words, fmt, modality, vois, threads=2), expected)  # parent still fine
 
 
-def test_set_target_rejects_unknown_and_restores_best():
+def test_set_target_rejects_unknown_and_restores_the_default():
     with pytest.raises(ValueError, match="unknown target"):
         _kernel.set_target("sse9")
     _kernel.set_target(None)
-    assert _kernel.get_target() == TARGETS[-1]
+    # the default: the target DICOMRENDER_TARGET names (when this CPU runs it), else the best one
+    forced = os.environ.get("DICOMRENDER_TARGET", "").strip().lower()
+    assert _kernel.get_target() == (forced if forced in TARGETS else TARGETS[-1])
 
 
 def test_concurrent_python_threads_get_exact_results():
@@ -499,7 +471,7 @@ def test_volume_render_allocates_only_the_output(path):
     peak = _peak_allocated(lambda: render_stored(volume, fmt, Rescale(1.0, -1024.0), vois, path=path))
     assert output_bytes <= peak < output_bytes + (1 << 20), peak
     # a cold cache adds only the tables' own temporaries (bounded by the 12-bit domain, not the image)
-    windowing._clear_caches()
+    engine.clear_caches()
     peak = _peak_allocated(lambda: window(volume, 40, 80, intercept=-1024, bits_stored=12))
     assert output_bytes <= peak < output_bytes + (4 << 20), peak
     # with out= nothing large is allocated at all
@@ -511,7 +483,7 @@ def test_volume_render_allocates_only_the_output(path):
 
 
 _PORTABLE_DRIVER = r"""
-#include "_kernel_impl.h"
+#include "kernel.h"
 #include <stdio.h>
 #include <stdlib.h>
 /* argv: n, then k rows of (a, b, pivot); stdin: n little-endian uint16 words (12 stored bits);
@@ -541,7 +513,7 @@ int main(int argc, char **argv)
 
 
 def test_portable_build_without_x86_intrinsics_equals_reference(tmp_path):
-    """The loops other CPUs (aarch64, other compilers) get: the kernel header built with
+    """The loops other CPUs (aarch64, other compilers) get: the kernel headers built with
     DR_PORTABLE_ONLY, so no x86 code at all, and without OpenMP (the build must work without it),
     run on every 12-bit value with one and three proven windows and through a table, against the
     reference."""
@@ -553,7 +525,7 @@ def test_portable_build_without_x86_intrinsics_equals_reference(tmp_path):
         or shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
         pytest.skip("no C compiler")
-    header_dir = os.path.dirname(windowing.__file__)
+    header_dir = os.path.dirname(_kernel.__file__)  # the headers sit beside the compiled module
     (tmp_path / "driver.c").write_text(_PORTABLE_DRIVER)
     exe = tmp_path / "driver"
     subprocess.run([compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-Wno-unused-function", "-ffp-contract=off",
@@ -563,7 +535,7 @@ def test_portable_build_without_x86_intrinsics_equals_reference(tmp_path):
     words = _words(12, False, 16, 3000)
     modality = Rescale(1.0, -1024.0)
     for vois in ([Window(40, 80)], [Window(40, 80), Window(400, 1800), Window(-600, 1500, "LINEAR_EXACT")]):
-        params = windowing._compile(fmt, modality, vois, False).affine
+        params = compile_tables(fmt, modality, vois, False).affine
         assert params is not None
         args = [str(exe), str(words.size)] + [repr(float(x)) if i % 3 < 2 else str(int(x))
                                              for i, x in enumerate(params.reshape(-1))]

@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from synthetic import make_dataset, write_dataset
 
 import dicomrender
 from dicomrender import errors
+
+from .synthetic import make_dataset, write_dataset
 
 
 @pytest.mark.parametrize("window,match", [((40, 0), "WindowWidth"), ((40, -5), "WindowWidth"),

@@ -6,14 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from synthetic import make_dataset
-from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 import dicomrender
 from dicomrender import _reference, errors
-from dicomrender.image import ImageInfo
+from dicomrender.dicom import elements
+from dicomrender.dicom.header import ImageInfo
+
+from .data import data_file
+from .synthetic import make_dataset
 
 # ---- helpers ------------------------------------------------------------------------------
 
@@ -118,7 +120,7 @@ def test_voi_lut_after_a_negative_rescale_has_a_signed_first_mapped_value():
 
 
 def test_vlut_04_real_file_matches_hand_mapping():
-    path = get_testdata_file("vlut_04.dcm")
+    path = data_file("vlut_04.dcm")
     if path is None:
         pytest.skip("pydicom-data is not installed")
     ds = pydicom.dcmread(path)
@@ -201,7 +203,7 @@ def test_one_bit_frames_that_do_not_start_on_a_byte_boundary():
 
 
 def test_one_bit_real_file_equals_pydicom_unpacking():
-    path = get_testdata_file("liver.dcm")
+    path = data_file("liver.dcm")
     if path is None:
         pytest.skip("pydicom-data is not installed")
     expected = pydicom.dcmread(path).pixel_array.astype(np.uint8) * 255
@@ -267,7 +269,7 @@ def test_missing_codec_names_the_transfer_syntax_and_the_extra(monkeypatch):
     from pydicom.pixels.decoders.base import Decoder
 
     monkeypatch.setattr(Decoder, "is_available", property(lambda self: False))
-    path = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    path = data_file("MR_small_jpeg_ls_lossless.dcm")
     with pytest.raises(errors.MissingCodecError) as info:
         dicomrender.render(path)
     message = str(info.value)
@@ -279,7 +281,7 @@ def test_missing_codec_names_the_transfer_syntax_and_the_extra(monkeypatch):
 def test_one_frame_of_a_compressed_file_decodes_only_that_frame(monkeypatch):
     from pydicom.pixels.decoders.base import Decoder
 
-    path = get_testdata_file("emri_small_RLE.dcm")
+    path = data_file("emri_small_RLE.dcm")
     if path is None:
         pytest.skip("pydicom-data is not installed")
     calls = []
@@ -292,12 +294,12 @@ def test_one_frame_of_a_compressed_file_decodes_only_that_frame(monkeypatch):
     monkeypatch.setattr(Decoder, "as_array", spy)
     got = dicomrender.render(path, window=(200, 400), frame=3)
     assert calls == [3]
-    stored = pydicom.dcmread(get_testdata_file("emri_small.dcm")).pixel_array[3]
+    stored = pydicom.dcmread(data_file("emri_small.dcm")).pixel_array[3]
     np.testing.assert_array_equal(got, _window(stored, 200, 400))
 
 
 def test_undecodable_stream_is_a_pixel_data_error():
-    path = get_testdata_file("JPEG-lossy.dcm")
+    path = data_file("JPEG-lossy.dcm")
     with pytest.raises(errors.PixelDataError) as info:
         dicomrender.render(path, window=(100, 200))
     assert info.value.attribute == "PixelData" and "JPEG Extended" in str(info.value)
@@ -308,8 +310,8 @@ def test_undecodable_stream_is_a_pixel_data_error():
                                        ("MR_small_jp2klossless.dcm", "MR_small.dcm"),
                                        ("image_dfl.dcm", None)])
 def test_compressed_files_equal_their_uncompressed_stored_values(name, twin):
-    path = get_testdata_file(name)
-    stored = pydicom.dcmread(get_testdata_file(twin) if twin else path).pixel_array
+    path = data_file(name)
+    stored = pydicom.dcmread(data_file(twin) if twin else path).pixel_array
     np.testing.assert_array_equal(dicomrender.render(path, window=(500, 1000)),
                                   _window(stored, 500, 1000))
 
@@ -346,7 +348,6 @@ def test_header_fast_path_decodes_exactly_like_pydicom():
 
     from pydicom.dataelem import DataElement
 
-    from dicomrender import image
 
     checked = 0
     for path in _all_testdata_files():
@@ -359,12 +360,12 @@ def test_header_fast_path_decodes_exactly_like_pydicom():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                image._parse_elements(ours, path)
+                elements.parse_elements(ours, path)
         except errors.DicomRenderError:
             continue  # a broken element: raised through pydicom's own path, as before
         for tag in raw_before:
             element = ours._dict[tag]
-            if type(element) is not DataElement or image._plain_vr(tag) is None:
+            if type(element) is not DataElement or elements._plain_vr(tag) is None:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -382,7 +383,6 @@ def test_header_fast_path_steps_aside_for_customised_pydicom(monkeypatch):
     rendering goes through pydicom's own path, so the customisation applies."""
     from pydicom import config
 
-    from dicomrender import image
 
     seen = []
 
@@ -391,6 +391,6 @@ def test_header_fast_path_steps_aside_for_customised_pydicom(monkeypatch):
         return raw
 
     monkeypatch.setattr(config, "data_element_callback", callback)
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    image._parse_elements(ds, None)
+    ds = pydicom.dcmread(data_file("CT_small.dcm"))
+    elements.parse_elements(ds, None)
     assert 0x00280010 in seen and 0x00281052 in seen

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from dicomrender import _reference, window
+from dicomrender._types import Rescale, StoredFormat, Window
+from dicomrender.engine import render_stored
 from dicomrender.errors import InvalidWindowError
-from dicomrender.windowing import Rescale, StoredFormat, Window, render_stored
 
 BITS = (8, 10, 12, 14, 16)
 FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
@@ -53,7 +54,7 @@ def _parameter_grid(bits: int, signed: bool, seed: int):
 
 
 @pytest.mark.parametrize("bits,signed", list(itertools.product(BITS, (False, True))))
-def test_window_equals_reference_on_every_stored_value(bits, signed):
+def test_window_equals_reference_on_every_stored_value(bits, signed, target):
     allocated = 8 if bits == 8 else 16
     words = _domain(bits, signed, allocated)
     for slope, intercept, center, width, function, invert in _parameter_grid(bits, signed, seed=bits * 2 + signed):
@@ -66,7 +67,7 @@ def test_window_equals_reference_on_every_stored_value(bits, signed):
         assert mismatch.size == 0, (slope, intercept, center, width, function, invert, words[mismatch[:5]])
 
 
-def test_high_bit_and_garbage_bits_never_leak():
+def test_high_bit_and_garbage_bits_never_leak(target):
     # 12 stored bits at bits 2..13 (HighBit 13), overlay-like garbage in bits 0-1 and 14-15
     rng = np.random.default_rng(3)
     stored = rng.integers(0, 4096, size=5000).astype(np.uint16)
@@ -78,7 +79,7 @@ def test_high_bit_and_garbage_bits_never_leak():
 
 
 @pytest.mark.parametrize("dtype", ["int32", "uint32", "float32", "float64"])
-def test_arithmetic_path_equals_reference(dtype):
+def test_arithmetic_path_equals_reference(dtype, target):
     rng = np.random.default_rng(7)
     if dtype.startswith("float"):
         data = rng.normal(0, 2000, size=20000).astype(dtype)
@@ -98,13 +99,13 @@ def test_arithmetic_path_equals_reference(dtype):
         np.testing.assert_array_equal(got, expected)
 
 
-def test_nan_renders_black_and_infinities_saturate():
+def test_nan_renders_black_and_infinities_saturate(target):
     data = np.array([np.nan, -np.inf, np.inf, 40.0], dtype=np.float32)
     np.testing.assert_array_equal(window(data, 40, 80), [0, 0, 255, 129])
     np.testing.assert_array_equal(window(data, 40, 80, invert=True), [0, 255, 0, 125])  # 255 - 129.11
 
 
-def test_paths_agree_on_integer_data():
+def test_paths_agree_on_integer_data(target):
     words = _domain(12, True, 16)
     fmt = StoredFormat(16, 12, 11, True)
     vois = [Window(100, 700, "LINEAR"), Window(-50.25, 33, "LINEAR_EXACT"), Window(0, 900, "SIGMOID")]
@@ -115,7 +116,7 @@ def test_paths_agree_on_integer_data():
     assert results["lut"].shape == words.shape + (3,)
 
 
-def test_multi_window_equals_single_windows_stacked():
+def test_multi_window_equals_single_windows_stacked(target):
     words = _domain(16, True, 16)
     centers, widths = [40, 75, 50], [80, 215, 380]
     stacked = window(words, centers, widths, intercept=-1024)
@@ -123,7 +124,7 @@ def test_multi_window_equals_single_windows_stacked():
         np.testing.assert_array_equal(stacked[..., j], window(words, centers[j], widths[j], intercept=-1024))
 
 
-def test_shapes_and_out_buffer():
+def test_shapes_and_out_buffer(target):
     volume = (np.arange(3 * 5 * 7, dtype=np.uint16) * 97 % 4096).reshape(3, 5, 7)
     out = np.empty(volume.shape, dtype=np.uint8)
     result = window(volume, 2000, 1000, bits_stored=12, out=out)
@@ -137,7 +138,7 @@ def test_shapes_and_out_buffer():
     assert window(np.empty((0, 4), dtype=np.int16), 0, 10).shape == (0, 4)
 
 
-def test_brain_window_hand_computed_points():
+def test_brain_window_hand_computed_points(target):
     # c=40 w=80 LINEAR: 0 up to x=0, 255 above x=79, else floor(((x-39.5)/79 + 0.5) * 255)
     hu = np.array([-1024, -1, 0, 39, 40, 79, 80, 3071])
     stored = (hu + 1024).astype(np.uint16)

@@ -21,9 +21,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import dicomrender
-from dicomrender import _reference, hookimpl, plugins
+from dicomrender import _reference, hookimpl
 from dicomrender.errors import PluginError, PresetError, UnknownPresetError
 from dicomrender.presets import Preset, get_preset, list_presets
+from dicomrender.presets import registry as plugins
+
+from .data import data_file
 
 FAKE = pathlib.Path(__file__).parent / "fake_plugins"
 MR_DIST = "dicomrender-presets-mr"
@@ -62,7 +65,7 @@ def _load(monkeypatch, *folders) -> list:
 
 
 def mr_small():
-    return pydicom.data.get_testdata_file("MR_small.dcm")
+    return data_file("MR_small.dcm")
 
 
 # ---- the installed example package ---------------------------------------------
@@ -93,7 +96,7 @@ def test_render_through_installed_plugin_equals_numpy_percentiles():
     np.testing.assert_array_equal(dicomrender.render(mr_small(), "mr", foreground_percentiles=(10, 90)),
                                   _reference.render_reference(ds.pixel_array, (lo + hi + 1) / 2, hi - lo + 1))
     with pytest.raises(PresetError, match="Modality MR"):
-        dicomrender.render(pydicom.data.get_testdata_file("CT_small.dcm"), "mr")
+        dicomrender.render(data_file("CT_small.dcm"), "mr")
 
 
 def _pet(stored: np.ndarray, **changes) -> Dataset:
@@ -249,7 +252,7 @@ class _CodePlugin:
 
 
 def test_register_plugin_in_code():
-    path = pydicom.data.get_testdata_file("CT_small.dcm")
+    path = data_file("CT_small.dcm")
     name = plugins.register_plugin(_CodePlugin(Preset("soft_exact", center=40, width=400, function="LINEAR_EXACT",
                                                       units="HU")), name="house")
     assert name == "house"

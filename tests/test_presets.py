@@ -23,15 +23,17 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import dicomrender
-from dicomrender import _reference, builtin_presets, plugins, windowing
+from dicomrender import _reference, _types
+from dicomrender.dicom.header import ImageInfo
+from dicomrender.dicom.pixels import read_frames
+from dicomrender.engine import dispatch, render_stored
 from dicomrender.errors import InvalidWindowError, PluginError, PresetError, UnknownPresetError
 from dicomrender.presets import Preset, get_preset, list_presets, preset_table, resolve
+from dicomrender.presets import builtin as builtin_presets
+from dicomrender.presets import registry as plugins
+from dicomrender.rendering import context_for
 
-pydicom_data = pytest.importorskip("pydicom.data")
-
-
-def data_file(name: str) -> str:
-    return pydicom_data.get_testdata_file(name)
+from .data import data_file
 
 
 @pytest.fixture(autouse=True)
@@ -264,12 +266,9 @@ def test_data_driven_window_equals_live_dcm2pnm(name, frame, option):
 
 
 def _window_of(ds, preset, frame=None, **options):
-    from dicomrender.image import ImageInfo
-    from dicomrender.render import RenderContext
-
     info = ImageInfo.from_dataset(ds)
     indices = info.frame_indices(frame)
-    ctx = RenderContext(info, info.frame_parameters(indices[0]), info.words(indices), True, options)
+    ctx = context_for(info, info.frame_parameters(indices[0]), read_frames(info, indices).words, True, options)
     (window,) = resolve(preset, ctx)
     return window.center, window.width
 
@@ -407,7 +406,7 @@ def test_multi_window_is_one_kernel_pass(monkeypatch):
     """Three windows: one kernel call producing three channels, whichever loop the engine picks."""
     calls = []
     for loop in ("gather", "affine", "arithmetic"):
-        original = getattr(windowing._kernel, loop, None)
+        original = getattr(dispatch._kernel, loop, None)
         if original is None:
             continue
 
@@ -415,7 +414,7 @@ def test_multi_window_is_one_kernel_pass(monkeypatch):
             calls.append((_loop, params.shape[0], out.size))
             return _original(src, params, out, *args)
 
-        monkeypatch.setattr(windowing._kernel, loop, counting)
+        monkeypatch.setattr(dispatch._kernel, loop, counting)
     out = dicomrender.render(data_file("CT_small.dcm"), "ich_rgb")
     assert out.shape == (128, 128, 3)
     assert [(channels, size) for _, channels, size in calls] == [(3, 128 * 128 * 3)]
@@ -512,13 +511,13 @@ def test_multi_window_equals_single_renders_property(data):
     words = np.asarray(data.draw(st.lists(st.integers(max(low, info.min), min(high, info.max)), min_size=1,
                                           max_size=300), label="words"), dtype=dtype)
     windows = data.draw(st.lists(st.tuples(st.integers(-3000, 3000), st.integers(1, 5000),
-                                           st.sampled_from(windowing.FUNCTIONS)), min_size=2, max_size=4),
+                                           st.sampled_from(_types.FUNCTIONS)), min_size=2, max_size=4),
                         label="windows")
-    fmt = windowing.StoredFormat(dtype.itemsize * 8, bits, bits - 1, signed)
-    modality = windowing.Rescale(1.0, data.draw(st.sampled_from([0.0, -1024.0]), label="intercept"))
-    vois = [windowing.Window(c, w, f) for c, w, f in windows]
-    multi = windowing.render_stored(words, fmt, modality, vois)
-    singles = np.stack([windowing.render_stored(words, fmt, modality, [v]) for v in vois], axis=-1)
+    fmt = _types.StoredFormat(dtype.itemsize * 8, bits, bits - 1, signed)
+    modality = _types.Rescale(1.0, data.draw(st.sampled_from([0.0, -1024.0]), label="intercept"))
+    vois = [_types.Window(c, w, f) for c, w, f in windows]
+    multi = render_stored(words, fmt, modality, vois)
+    singles = np.stack([render_stored(words, fmt, modality, [v]) for v in vois], axis=-1)
     np.testing.assert_array_equal(multi, singles)
     for j, (c, w, f) in enumerate(windows):
         np.testing.assert_array_equal(multi[..., j], _reference.render_reference(

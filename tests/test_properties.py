@@ -22,11 +22,18 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dicomrender
-from synthetic import make_dataset
 from dicomrender import _kernel, _reference
-from dicomrender.errors import (DicomRenderError, InvalidDatasetError, InvalidWindowError, PixelDataError,
-                                UnsupportedImageError)
-from dicomrender.windowing import ModalityLut, Rescale, StoredFormat, VOILut, render_stored
+from dicomrender._types import ModalityLut, Rescale, StoredFormat, VOILut
+from dicomrender.engine import render_stored
+from dicomrender.errors import (
+    DicomRenderError,
+    InvalidDatasetError,
+    InvalidWindowError,
+    PixelDataError,
+    UnsupportedImageError,
+)
+
+from .synthetic import make_dataset
 
 EXAMPLES = int(os.environ.get("DICOMRENDER_PROPERTY_EXAMPLES", "300"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

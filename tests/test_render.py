@@ -7,12 +7,13 @@ import io
 import numpy as np
 import pydicom
 import pytest
-from synthetic import make_dataset, write_dataset
 from PIL import Image
-from pydicom.data import get_testdata_file
 
 import dicomrender
 from dicomrender import _reference
+
+from .data import data_file
+from .synthetic import make_dataset, write_dataset
 
 
 def _reference_for(ds, center, width, invert=False):
@@ -47,7 +48,7 @@ def test_minmax_when_header_has_no_window():
 
 
 def test_ct_small_brain_window_matches_reference():
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds = pydicom.dcmread(data_file("CT_small.dcm"))
     got = dicomrender.render(ds, window=(40, 80))
     assert got.shape == (128, 128) and got.dtype == np.uint8
     np.testing.assert_array_equal(got, _reference_for(ds, 40, 80))
@@ -55,14 +56,14 @@ def test_ct_small_brain_window_matches_reference():
 
 
 def test_mr_small_header_window_matches_reference():
-    path = get_testdata_file("MR_small.dcm")
+    path = data_file("MR_small.dcm")
     ds = pydicom.dcmread(path)
     center, width = float(ds.WindowCenter), float(ds.WindowWidth)
     np.testing.assert_array_equal(dicomrender.render(path), _reference_for(ds, center, width))
 
 
 def test_path_file_object_and_dataset_agree():
-    path = get_testdata_file("CT_small.dcm")
+    path = data_file("CT_small.dcm")
     with open(path, "rb") as f:
         from_file = dicomrender.render(f, window=(40, 80))
     np.testing.assert_array_equal(from_file, dicomrender.render(path, window=(40, 80)))
@@ -97,7 +98,7 @@ def test_presentation_lut_shape_inverse_inverts_once():
 
 
 def test_real_monochrome1_radiograph():
-    path = get_testdata_file("RG3_UNCI.dcm")
+    path = data_file("RG3_UNCI.dcm")
     if path is None:
         pytest.skip("pydicom-data is not installed")
     ds = pydicom.dcmread(path)

@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from pydicom.data import get_testdata_file
 
 import dicomrender
-from dicomrender import windowing
+from dicomrender import engine
+
+from .data import data_file
 
 THREADS = 8
 ROUNDS = 3
@@ -48,7 +49,7 @@ JOBS = [
 
 def _run(job):
     name, kwargs = job
-    return dicomrender.render(get_testdata_file(name), **kwargs)
+    return dicomrender.render(data_file(name), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def serial():
 
 def test_eight_threads_rendering_different_files_and_presets_equal_serial_results(serial):
     jobs = [i for i, r in enumerate(serial) if r is not None]
-    clear = getattr(windowing, "_clear_caches", None)
+    clear = getattr(engine, "clear_caches", None)
     if clear is not None:
         clear()  # so that threads race to build the same tables
     barrier = threading.Barrier(THREADS)
@@ -73,7 +74,7 @@ def test_eight_threads_rendering_different_files_and_presets_equal_serial_result
     def worker(t):
         barrier.wait()
         got = []
-        for round_ in range(ROUNDS):
+        for _round in range(ROUNDS):
             # each thread walks the jobs from a different starting point, so different jobs overlap
             for i in jobs[t % len(jobs):] + jobs[: t % len(jobs)]:
                 got.append((i, _run(JOBS[i])))
@@ -114,13 +115,13 @@ def test_concurrent_saves_to_one_path_leave_one_complete_image(tmp_path):
     from PIL import Image
 
     target = tmp_path / "ct.png"
-    expected = dicomrender.render(get_testdata_file("CT_small.dcm"), preset="brain")
+    expected = dicomrender.render(data_file("CT_small.dcm"), preset="brain")
     barrier = threading.Barrier(THREADS)
 
     def worker(_):
         barrier.wait()
         for _ in range(5):
-            dicomrender.save(get_testdata_file("CT_small.dcm"), target, preset="brain")
+            dicomrender.save(data_file("CT_small.dcm"), target, preset="brain")
 
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(worker, range(THREADS)))

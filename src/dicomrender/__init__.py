@@ -3,16 +3,34 @@
 >>> import dicomrender
 >>> pixels = dicomrender.render("ct.dcm", preset="brain")   # uint8 (rows, cols)
 >>> dicomrender.save("ct.dcm", "ct.jpg", window=(40, 80))
+
+The public API is what this module exports; the layers below it (see docs/ARCHITECTURE.md) are
+``rendering`` and ``batch`` (orchestration), ``dicom`` and ``presets``, ``engine`` and the
+compiled ``_kernel``.
 """
 
 from . import errors
-from .errors import (DicomRenderError, InvalidDatasetError, InvalidWindowError, MissingCodecError, NotDicomError,
-                     PixelDataError, PresetError, PluginError, UnknownPresetError, UnsupportedImageError)
-from .hookspecs import hookimpl
-from .presets import Preset, get_preset, list_presets
-from .render import render, save
-from .convert import convert  # the function; the module's other names: from dicomrender.convert import ...
-from .windowing import Window, get_threads, set_threads, window
+from ._types import VOILut, Window
+from .batch import convert
+from .dicom.header import DEFAULT_MAX_PIXELS
+from .engine import get_threads, set_threads, window
+from .errors import (
+                     DicomRenderError,
+                     InvalidDatasetError,
+                     InvalidWindowError,
+                     MissingCodecError,
+                     NotDicomError,
+                     OutputPathError,
+                     PixelDataError,
+                     PixelLimitError,
+                     PluginError,
+                     PluginWarning,
+                     PresetError,
+                     UnknownPresetError,
+                     UnsupportedImageError,
+)
+from .presets import Preset, RenderContext, get_preset, hookimpl, list_presets, register_plugin
+from .rendering import render, save
 
 __version__ = "0.1.0"
 
@@ -22,21 +40,28 @@ __all__ = [
     "convert",
     "window",
     "Window",
+    "VOILut",
     "Preset",
+    "RenderContext",
     "hookimpl",
+    "register_plugin",
     "get_preset",
     "list_presets",
     "set_threads",
     "get_threads",
+    "DEFAULT_MAX_PIXELS",
     "errors",
     "DicomRenderError",
     "InvalidDatasetError",
     "InvalidWindowError",
     "MissingCodecError",
     "NotDicomError",
+    "OutputPathError",
     "PixelDataError",
-    "PresetError",
+    "PixelLimitError",
     "PluginError",
+    "PluginWarning",
+    "PresetError",
     "UnknownPresetError",
     "UnsupportedImageError",
 ]

@@ -18,6 +18,9 @@ __all__ = [
     "UnknownPresetError",
     "PresetError",
     "PluginError",
+    "PixelLimitError",
+    "OutputPathError",
+    "PluginWarning",
 ]
 
 
@@ -73,7 +76,15 @@ class NotDicomError(DicomRenderError, ValueError):
 
 
 class PixelDataError(DicomRenderError, ValueError):
-    """Pixel Data is missing, truncated or larger than allowed."""
+    """Pixel Data is missing, truncated or cannot be decoded."""
+
+
+class PixelLimitError(PixelDataError):
+    """The image is larger than the caller allows (``max_pixels``): refused before anything is decoded.
+
+    A subclass of :class:`PixelDataError`, so code catching that keeps working, but distinguishable
+    from a corrupt file.
+    """
 
 
 class UnsupportedImageError(DicomRenderError, ValueError):
@@ -97,3 +108,12 @@ class PresetError(DicomRenderError, ValueError):
 
 class PluginError(DicomRenderError):
     """A preset plugin is inconsistent (e.g. registers a name twice)."""
+
+
+class OutputPathError(DicomRenderError, ValueError):
+    """An output path would fall outside the output folder (``..``, absolute name or symlinked folder),
+    or would replace an input."""
+
+
+class PluginWarning(UserWarning):
+    """A preset plugin could not be loaded or its hook failed; it was skipped."""

@@ -29,8 +29,8 @@ import numpy as np
 import pydicom
 
 from dicomrender import _reference
-from dicomrender.image import ImageInfo
-from dicomrender.windowing import ModalityLut
+from dicomrender._types import ModalityLut
+from dicomrender.dicom.header import ImageInfo
 
 # ---------------------------------------------------------------------------
 # The files
@@ -396,3 +396,29 @@ def compare(comparison: Comparison, dcmtk: np.ndarray, ours: np.ndarray, stored:
                                        f"y' = {float(y)!r} is not an integer")
             return
     comparison.at_integer_points += int(mismatch.sum())
+
+
+def number(value: float) -> str:
+    """A short decimal string: what dcm2pnm gets and what Fraction reads exactly."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def explicit_windows(low: float, high: float, big: bool, fewer: bool = False) -> list:
+    """Windows from the data range; ``big`` drops the extra ones, ``fewer`` keeps one (big compressed files,
+    whose every render decodes megapixels again; their uncompressed twins get the full set)."""
+    span = max(high - low, 1.0)
+    windows = [
+        ("narrow", low + span * 0.5, max(round(span / 8), 2)),
+        ("wide .5", int(low + span * 0.3) + 0.5, int(span) + 1),
+        ("far above", high + 10 * span + 1000, 11),
+    ]
+    if fewer:
+        windows = windows[1:2]
+    elif not big:
+        windows += [
+            ("far below", low - 10 * span - 1000, 101),
+            ("width 1", int(low + span * 0.7), 1),
+            ("x.5 / odd", int(low + span * 0.4) + 0.5, int(span / 3) | 1),
+        ]
+    return [(label, number(c), number(w)) for label, c, w in windows]

@@ -18,40 +18,15 @@ import pytest
 
 import dicomrender
 from dicomrender import errors
-from dicomrender.image import ImageInfo
-from dicomrender.windowing import ModalityLut, Window
+from dicomrender._types import ModalityLut, Window
+from dicomrender.dicom.header import ImageInfo
+from dicomrender.dicom.pixels import read_frames
 
 from . import dcmtk_support as support
 
 
-def _number(value: float) -> str:
-    """A short decimal string: what dcm2pnm gets and what Fraction reads exactly."""
-    text = f"{value:.1f}"
-    return text[:-2] if text.endswith(".0") else text
-
-
 def _needs_copy(name: str, tsyntax) -> bool:
     return name in support.DECODED_COPY or "2000" in pydicom.uid.UID(tsyntax).name
-
-
-def _explicit_windows(low: float, high: float, big: bool, fewer: bool = False) -> list:
-    """Windows from the data range; ``big`` drops the extra ones, ``fewer`` keeps one (big compressed files,
-    whose every render decodes megapixels again; their uncompressed twins get the full set)."""
-    span = max(high - low, 1.0)
-    windows = [
-        ("narrow", low + span * 0.5, max(round(span / 8), 2)),
-        ("wide .5", int(low + span * 0.3) + 0.5, int(span) + 1),
-        ("far above", high + 10 * span + 1000, 11),
-    ]
-    if fewer:
-        windows = windows[1:2]
-    elif not big:
-        windows += [
-            ("far below", low - 10 * span - 1000, 101),
-            ("width 1", int(low + span * 0.7), 1),
-            ("x.5 / odd", int(low + span * 0.4) + 0.5, int(span / 3) | 1),
-        ]
-    return [(label, _number(c), _number(w)) for label, c, w in windows]
 
 
 class FileCase:
@@ -67,7 +42,7 @@ class FileCase:
         self.copy = _needs_copy(name, tsyntax)
         self.dcmtk_path = support.decoded_copy(self.path) if self.copy else self.path
         self.frames = self.info.frames
-        self.stored = self.info.format.stored(self.info.words(list(range(self.frames))))
+        self.stored = self.info.format.stored(read_frames(self.info, list(range(self.frames))).words)
         self.params = [self.info.frame_parameters(i) for i in range(self.frames)]
         first = self.params[0].modality
         self.integer_modality = isinstance(first, ModalityLut) or first.is_integer
@@ -178,7 +153,7 @@ def test_dcmtk_conformance(name, dcmtk, report):
     # (b) explicit windows from the data range
     values = np.concatenate([case.model_values(i) for i in all_frames])
     fewer = case.big and case.ds.file_meta.TransferSyntaxUID.is_compressed
-    windows = _explicit_windows(float(values.min()), float(values.max()), case.big, fewer)
+    windows = support.explicit_windows(float(values.min()), float(values.max()), case.big, fewer)
     if case.info.modality_name == "CT" and not fewer:
         # clinical windows; 40.5/101 puts many Hounsfield values on exact-integer display values
         windows += [("brain", "40", "80"), ("half-integer", "40.5", "101")]

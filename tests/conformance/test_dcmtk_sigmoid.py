@@ -14,7 +14,8 @@ import pydicom
 import pytest
 
 import dicomrender
-from dicomrender.image import ImageInfo
+from dicomrender.dicom.header import ImageInfo
+from dicomrender.dicom.pixels import read_frames
 
 from . import dcmtk_support as support
 
@@ -25,7 +26,7 @@ WINDOWS = [("40", "80"), ("100.5", "301"), ("1000", "2000"), ("300", "50")]
 def _case(name):
     path = support.test_file(name)
     info = ImageInfo.from_dataset(pydicom.dcmread(path), path)
-    stored = info.format.stored(info.words(list(range(info.frames))))
+    stored = info.format.stored(read_frames(info, list(range(info.frames))).words)
     return path, info, info.frame_parameters(0).modality.values(stored)
 
 

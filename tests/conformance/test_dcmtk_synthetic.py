@@ -11,8 +11,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 import dicomrender
-from dicomrender.image import ImageInfo
-from dicomrender.windowing import Window
+from dicomrender._types import Window
+from dicomrender.dicom.header import ImageInfo
+from dicomrender.dicom.pixels import read_frames
 
 from . import dcmtk_support as support
 
@@ -72,7 +73,7 @@ def test_synthetic_cases_match_dcmtk(label, dcmtk, tmp_path, report):
     make().save_as(path, enforce_file_format=True)
     ds = pydicom.dcmread(path)
     info = ImageInfo.from_dataset(ds, path)
-    stored = info.format.stored(info.words([0]))[0]
+    stored = info.format.stored(read_frames(info, [0]).words)[0]
     parameters = info.frame_parameters(0)
     modality = support.exact_modality(info, 0, truncate=False)
     if "window" in kwargs:
@@ -102,7 +103,7 @@ def test_dcmtk_scales_voi_lut_entries_by_shifting(dcmtk, tmp_path):
     theirs = support.dcm2pnm(path, ("+Wl", "1"), 1)[0]
     info = ImageInfo.from_dataset(pydicom.dcmread(path), path)
     lut = info.frame_parameters(0).voi_luts[0]
-    m = info.frame_parameters(0).modality.values(info.format.stored(info.words([0]))[0])
+    m = info.frame_parameters(0).modality.values(info.format.stored(read_frames(info, [0]).words)[0])
     entries = np.asarray(lut.data)[np.clip(np.floor(m).astype(np.int64) - lut.first_mapped, 0, lut.data.size - 1)]
     np.testing.assert_array_equal(theirs, (entries >> 4).astype(np.uint8))
     ours = dicomrender.render(path)
@@ -136,7 +137,7 @@ def test_enhanced_per_frame_rescale_and_window(dcmtk, tmp_path, report):
             del shared.PerFrameFunctionalGroupsSequence[frame].PixelValueTransformationSequence
         copy_path = str(tmp_path / f"shared{frame}.dcm")
         shared.save_as(copy_path, enforce_file_format=True)
-        stored = info.format.stored(info.words([frame]))[0]
+        stored = info.format.stored(read_frames(info, [frame]).words)[0]
         modality = support.exact_modality(info, frame, truncate=False)
         c, w = parameters.windows[0].center, parameters.windows[0].width
         comparison = support.Comparison("eCT_Supplemental.dcm (per-frame groups)", f"frame {frame + 1} {c}/{w}", 1)

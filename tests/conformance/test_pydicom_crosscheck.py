@@ -19,7 +19,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 import dicomrender
 
 from . import dcmtk_support as support
-from .test_dcmtk import _explicit_windows
+from .dcmtk_support import explicit_windows as _explicit_windows
 
 #: Files pydicom's VOI functions cannot reproduce, and why.
 NOT_SUPPORTED = {
@@ -78,7 +78,7 @@ def test_pydicom_voi_then_our_rounding_equals_render(name):
         pytest.skip("pydicom-data is not installed")
     ds = pydicom.dcmread(path)
     arr = ds.pixel_array
-    info = dicomrender.image.ImageInfo.from_dataset(ds, path)
+    info = dicomrender.dicom.header.ImageInfo.from_dataset(ds, path)
     invert = info.inverse
     modality = apply_modality_lut(arr, ds)
     checked = 0

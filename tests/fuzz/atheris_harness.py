@@ -38,8 +38,7 @@ OPTIONS = (
 
 
 def make_seeds(folder: str) -> int:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import dicomfuzz
+    import dicomfuzz  # run as a script: its folder is on the import path
 
     os.makedirs(folder, exist_ok=True)
     count = 0

@@ -321,7 +321,7 @@ def mutate(ds, rng: random.Random, log: List[str]) -> None:
             ds.SharedFunctionalGroupsSequence = _sequence([items[0]])
         log.append(f"PerFrameFunctionalGroups[{frames}]")
     elif kind == "palette":
-        for colour, (desc_tag, data_tag) in zip("RGB", ((0x00281101, 0x00281201), (0x00281102, 0x00281202),
+        for _colour, (desc_tag, data_tag) in zip("RGB", ((0x00281101, 0x00281201), (0x00281102, 0x00281202),
                                                         (0x00281103, 0x00281203))):
             if rng.random() < 0.7:
                 _set_raw(ds, desc_tag, "US", np.array([rng.choice((0, 1, 256, 4096)), rng.choice((0, 16)),

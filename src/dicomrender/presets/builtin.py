@@ -22,7 +22,8 @@ values are the typical ones of
 from __future__ import annotations
 
 from .hookspecs import hookimpl
-from .presets import Preset, auto_window, header_window, histogram_window, minmax_window, percentile_window
+from .preset import Preset
+from .windows import auto_window, header_window, histogram_window, minmax_window, percentile_window
 
 __all__ = ["PRESETS", "register_presets"]
 

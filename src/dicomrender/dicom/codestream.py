@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from typing import Optional, Tuple
 
+from pydicom.encaps import get_frame
+
 __all__ = ["CHECK_BYTES", "jpeg_size", "j2k_size", "rle_capacity", "frame_mismatch"]
 
 #: Frames whose decoded size is at most this many bytes are decoded without the check.
@@ -104,8 +106,6 @@ def check_frame(ds, index: int, frames: int, tsyntax, rows: int, columns: int, f
     """:func:`frame_mismatch` for frame ``index`` of ``ds`` when its decoded size exceeds :data:`CHECK_BYTES`."""
     if frame_bytes <= CHECK_BYTES:
         return None
-    from pydicom.encaps import get_frame
-
     try:
         offsets = None
         if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:

@@ -1,7 +1,7 @@
 """Loading preset plugins and building the preset registry.
 
 The plugin manager is created lazily, once, on the first preset look-up
-(thread-safe).  The built-in presets (:mod:`dicomrender.builtin_presets`) are
+(thread-safe).  The built-in presets (:mod:`dicomrender.presets.builtin`) are
 always registered first; third-party plugins come from the entry-point group
 ``dicomrender``.  The environment variable ``DICOMRENDER_PLUGINS`` limits
 which third-party plugins load, so that tests and production runs are
@@ -29,8 +29,9 @@ from typing import Dict, List, Optional
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginError
+from ..errors import PluginError, PluginWarning
+from . import builtin, hookspecs
+from .preset import Preset
 
 __all__ = [
     "ENV_VAR",
@@ -48,10 +49,6 @@ __all__ = [
 ENV_VAR = "DICOMRENDER_PLUGINS"
 
 BUILTIN_SOURCE = "dicomrender"
-
-
-class PluginWarning(UserWarning):
-    """A plugin could not be loaded or its hook failed; it was skipped."""
 
 
 @dataclass(frozen=True)
@@ -90,13 +87,11 @@ class _Registry:
     """Presets by lower-case name and alias, in registration order."""
 
     def __init__(self):
-        self.presets: list = []
-        self.names: Dict[str, object] = {}
+        self.presets: List[Preset] = []
+        self.names: Dict[str, Preset] = {}
         self.origin: Dict[str, PluginInfo] = {}
 
     def add(self, preset, info: PluginInfo) -> None:
-        from .presets import Preset
-
         if not isinstance(preset, Preset):
             raise PluginError(f"{info.describe()} registered {preset!r}, which is not a dicomrender.Preset",
                               attribute="register_presets")
@@ -191,11 +186,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
     global _manager
     with _lock:
         if _manager is None:
-            from . import builtin_presets
-
             pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
             pm.add_hookspecs(hookspecs)
-            pm.register(builtin_presets, name=BUILTIN_SOURCE)
+            pm.register(builtin, name=BUILTIN_SOURCE)
             _infos[BUILTIN_SOURCE] = PluginInfo(BUILTIN_SOURCE, BUILTIN_SOURCE)
             _load_entry_points(pm)
             _manager = pm

@@ -1,12 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled loops of dicomrender: table gather and fused float64 arithmetic.
+"""Compiled loops of dicomrender: table gather, proven float32 affine and fused float64 arithmetic.
 
-This module only checks shapes/dtypes and runs the loops in ``_kernel_impl.h``
-without the GIL.  Choosing the path, building tables and allocating outputs is
-done by :mod:`dicomrender.windowing`.  Arrays are taken through the numpy C API
-(any shape, C-contiguous, native byte order): a call costs well under a
-microsecond, which matters for single small images.
+This module only checks shapes/dtypes and runs the loops of ``kernel.h`` without the GIL.
+Choosing the path, building tables and allocating outputs is done by the engine.  Arrays are
+taken through the numpy C API (any shape, C-contiguous, native byte order): a call costs well
+under a microsecond, which matters for single small images.
+
+The constants and names below come from ``constants.h``, which the C loops read too.  The
+environment variable ``DICOMRENDER_TARGET`` (baseline, avx2, avx512 or avx512vbmi), read once
+at import, forces the instruction-set target; a name that is unknown or that this CPU cannot
+run gives a RuntimeWarning and the best target.
 """
+
+import os
+import warnings
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.math cimport fabs, fmax
@@ -18,7 +25,18 @@ import numpy as np
 
 cnp.import_array()
 
-cdef extern from "_kernel_impl.h" nogil:
+cdef extern from "constants.h" nogil:
+    enum:
+        DR_N_FUNCTIONS
+        DR_MAX_WINDOWS
+        DR_N_TARGETS
+        DR_CHUNK
+        DR_MIN_CHUNKS_PER_THREAD
+    const double DR_SNAP
+    const char *const dr_function_names[DR_N_FUNCTIONS]
+    const char *const dr_target_names[DR_N_TARGETS]
+
+cdef extern from "kernel.h" nogil:
     ctypedef struct dr_affine:
         float a, b
         int pivot
@@ -29,10 +47,6 @@ cdef extern from "_kernel_impl.h" nogil:
         double slope, intercept, center, width
         int function
         int invert
-    int DR_MAX_WINDOWS
-    int DR_N_TARGETS
-    int DR_CHUNK
-    int DR_MIN_CHUNKS_PER_THREAD
     int dr_target_supported(int target)
     int dr_best_target()
     int dr_have_openmp()
@@ -40,7 +54,7 @@ cdef extern from "_kernel_impl.h" nogil:
     void dr_init()
     int dr_threads_for(size_t n, int nthreads)
     void dr_affine_render(int target, int itemsize, const void *src, size_t n, const dr_affine *w, int k, uint8_t *out,
-                   int shift, int bits, int is_signed, int nthreads)
+                          int shift, int bits, int is_signed, int nthreads)
     void dr_gather(int target, int itemsize, const void *src, size_t n, const uint8_t *tables,
                    size_t table_size, int k, uint8_t *out, int shift, uint32_t mask, int nthreads)
     void dr_arith(int target, int kind, int itemsize, const void *src, size_t n, const dr_window *w, int k,
@@ -49,7 +63,17 @@ cdef extern from "_kernel_impl.h" nogil:
     void dr_narrow_render(int target, int itemsize, const void *src, size_t n, const dr_narrow *t, uint8_t *out,
                           int shift, int bits, int is_signed, int nthreads)
 
-TARGETS = ("baseline", "avx2", "avx512", "avx512vbmi")
+
+cdef tuple _names(const char *const *names, int count):
+    return tuple([names[i].decode("ascii") for i in range(count)])
+
+
+#: VOI LUT Function names, indexed by the function code the arithmetic path takes.
+FUNCTIONS = _names(dr_function_names, DR_N_FUNCTIONS)
+#: A float64 value within this of an integer counts as that integer (PIPELINE.md, section 5).
+SNAP = DR_SNAP
+#: Instruction-set targets, baseline first, best last.
+TARGETS = _names(dr_target_names, DR_N_TARGETS)
 MAX_WINDOWS = DR_MAX_WINDOWS
 CHUNK = DR_CHUNK
 #: Inputs below this many pixels per thread use fewer threads.
@@ -59,7 +83,6 @@ HAVE_OPENMP = bool(dr_have_openmp())
 HAVE_AFFINE = bool(dr_have_affine())
 
 dr_init()
-cdef int _target = dr_best_target()
 
 
 def threads_for(Py_ssize_t n, int nthreads):
@@ -74,16 +97,35 @@ def supported_targets():
     return tuple(name for i, name in enumerate(TARGETS) if dr_target_supported(i))
 
 
+cdef int _default_target():
+    """The target DICOMRENDER_TARGET names, or the best one (with a warning when the name is not usable)."""
+    name = os.environ.get("DICOMRENDER_TARGET", "").strip().lower()
+    cdef int best = dr_best_target()
+    if not name:
+        return best
+    if name in TARGETS and dr_target_supported(TARGETS.index(name)):
+        return TARGETS.index(name)
+    problem = "is not a target" if name not in TARGETS else "is not supported by this CPU"
+    warnings.warn(f"DICOMRENDER_TARGET={name!r} {problem}; this CPU supports {', '.join(supported_targets())}; "
+                  f"using {TARGETS[best]}", RuntimeWarning, stacklevel=2)
+    return best
+
+
+cdef int _default = _default_target()
+cdef int _target = _default
+
+
 def get_target():
     """The target the loops currently run on."""
     return TARGETS[_target]
 
 
 def set_target(name):
-    """Force a target (for tests and benchmarks); ``None`` picks the best one."""
+    """Force a target (for tests and benchmarks); ``None`` restores the default: the target
+    ``DICOMRENDER_TARGET`` names at import, else the best one."""
     global _target
     if name is None:
-        _target = dr_best_target()
+        _target = _default
         return
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
@@ -91,7 +133,6 @@ def set_target(name):
     if not dr_target_supported(index):
         raise ValueError(f"this CPU does not support the {name} target")
     _target = index
-
 
 
 cdef inline cnp.ndarray _array(object a, str name, bint writable=False):
@@ -179,7 +220,7 @@ def affine(src, params, out, int shift, int bits, bint is_signed, int nthreads=1
     rounded twice (multiply, then add) by the portable loops and once (fused
     multiply-add) by the SIMD loops.  ``a`` and ``b`` must be float32 values,
     ``|pivot| < 2**16``; the caller proves both forms exact."""
-    cdef dr_affine w[4]
+    cdef dr_affine w[DR_MAX_WINDOWS]
     cdef int j, k
     cdef const double *row = _rows(params, 3, &k)
     if not dr_have_affine():
@@ -220,8 +261,8 @@ cdef int _windows(params, dr_window *w) except -1:
         w[j].intercept = row[6 * j + 1]
         w[j].center = row[6 * j + 2]
         w[j].width = row[6 * j + 3]
-        # checked as doubles: casting NaN or a huge value to int is undefined behaviour
-        if not (row[6 * j + 4] == 0 or row[6 * j + 4] == 1 or row[6 * j + 4] == 2):
+        # checked as a double: casting NaN or a huge value to int is undefined behaviour
+        if not (0 <= row[6 * j + 4] < DR_N_FUNCTIONS and row[6 * j + 4] == <int>row[6 * j + 4]):
             raise ValueError(f"unknown function code {row[6 * j + 4]}")
         w[j].function = <int>row[6 * j + 4]
         w[j].invert = row[6 * j + 5] != 0
@@ -232,7 +273,7 @@ def arithmetic(src, params, out, int shift=0, int bits=32, bint is_signed=False,
     """Fused float64 path: one row of ``params`` (slope, intercept, center, width,
     function code, invert) per output channel.  ``src`` is float32/float64, or
     8/16/32-bit integer words holding ``bits`` stored bits from ``shift`` on."""
-    cdef dr_window w[4]
+    cdef dr_window w[DR_MAX_WINDOWS]
     cdef int k = _windows(params, w)
     cdef cnp.ndarray data = _array(src, "src")
     cdef int itemsize = <int>cnp.PyArray_ITEMSIZE(data)

@@ -15,7 +15,7 @@ Third-party packages make theirs known through the entry-point group
     def register_presets(register):
         register(Preset("my_window", "What it shows.", center=40, width=400))
 
-The built-in presets are registered by :mod:`dicomrender.builtin_presets`, a
+The built-in presets are registered by :mod:`dicomrender.presets.builtin`, a
 plugin like any other.  ``hookimpl`` is the only name a plugin needs from this
 module.
 """
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .presets import Preset
+    from .preset import Preset
 
 __all__ = ["PROJECT_NAME", "ENTRY_POINT_GROUP", "hookspec", "hookimpl", "register_presets"]
 

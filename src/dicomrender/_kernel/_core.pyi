@@ -1,6 +1,9 @@
 import numpy as np
 import numpy.typing as npt
 
+#: VOI LUT Function names, indexed by function code.
+FUNCTIONS: tuple[str, ...]
+SNAP: float
 TARGETS: tuple[str, ...]
 MAX_WINDOWS: int
 CHUNK: int

@@ -1,0 +1,41 @@
+"""The compiled kernel: the loops of :mod:`dicomrender._kernel._core`, re-exported."""
+
+from ._core import (
+    CHUNK,
+    FUNCTIONS,
+    HAVE_AFFINE,
+    HAVE_OPENMP,
+    MAX_WINDOWS,
+    MIN_PIXELS_PER_THREAD,
+    SNAP,
+    TARGETS,
+    affine,
+    arithmetic,
+    gather,
+    get_target,
+    narrow,
+    narrow_fast,
+    set_target,
+    supported_targets,
+    threads_for,
+)
+
+__all__ = [
+    "CHUNK",
+    "FUNCTIONS",
+    "HAVE_AFFINE",
+    "HAVE_OPENMP",
+    "MAX_WINDOWS",
+    "MIN_PIXELS_PER_THREAD",
+    "SNAP",
+    "TARGETS",
+    "affine",
+    "arithmetic",
+    "gather",
+    "get_target",
+    "narrow",
+    "narrow_fast",
+    "set_target",
+    "supported_targets",
+    "threads_for",
+]

@@ -1,0 +1,31 @@
+/* Ends one target's pass through loops.h: forgets the target's name, attribute and vector
+ * operations, so that the next target's header can define them again. */
+#undef DR_SUFFIX
+#undef DR_ATTR
+#undef DR_LANES16
+#undef DR_SHARE_D
+#undef DR_VI
+#undef DR_VF
+#undef DR_VCOUNT
+#undef DRV_COUNT
+#undef DRV_LOAD_WORDS
+#undef DRV_LOAD_BYTES
+#undef DRV_SET16
+#undef DRV_SETF
+#undef DRV_AND
+#undef DRV_XOR
+#undef DRV_SRL16
+#undef DRV_SLL16
+#undef DRV_SRA16
+#undef DRV_WIDEN_LO
+#undef DRV_WIDEN_HI
+#undef DRV_SUBF
+#undef DRV_FMA
+#undef DRV_TO_INT32
+#undef DRV_PACK_INT16
+#undef DRV_PACK_BYTES
+#undef DRV_STORE
+#undef DRV_STREAM
+#undef DRV_STREAM_END
+#undef DRV_RGB3
+#undef DRV_RGB3_MASKS

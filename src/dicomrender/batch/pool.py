@@ -1,0 +1,200 @@
+"""The local process pool: worker processes with a queue each, per-file timeouts, dead workers replaced.
+
+A worker that hangs on a file (longer than ``timeout``) is killed, one that
+dies is noticed; either way that file gets a ``failed`` record, a new worker
+takes the dead one's place, the files queued behind it go to the others, and
+the batch goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections import deque
+from multiprocessing.connection import wait
+from typing import List, Optional
+
+from .model import FAILED, ConvertOptions, ConvertRecord, ConvertTask, Done
+from .worker import convert_file
+
+__all__ = ["run_pool"]
+
+#: What a worker sends once it has started.
+_READY = "ready"
+
+#: Imported once before forking (or by the forkserver) rather than in every worker.
+_PRELOAD = ["dicomrender.batch.pool", "dicomrender.rendering", "PIL.Image", "PIL.JpegImagePlugin",
+            "PIL.PngImagePlugin"]
+
+#: Files queued per worker: the next one waits in the pipe while the worker converts the current
+#: one, so a worker never idles for a round trip to this process.
+_QUEUE_DEPTH = 2
+
+
+def _worker_main(conn, options: ConvertOptions) -> None:
+    # Ctrl-C goes to the whole process group: the parent decides, workers just stop with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send(_READY)
+    while True:
+        try:
+            item = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if item is None:
+            return
+        index, task = item
+        conn.send((index, convert_file(task, options)))
+
+
+class _Worker:
+    """A worker process and the files sent to it, in the order it converts them."""
+
+    def __init__(self, context, options):
+        self.conn, child = multiprocessing.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, options), daemon=True)
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking with native threads; see _pool_context for why it is safe here.
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            self.process.start()
+        child.close()
+        self.queue: deque = deque()  # (index, task); the first is being converted
+        self.started = 0.0  # when the first of the queue started
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait for the worker's first message; a worker that cannot start stops the batch."""
+        message = None
+        if wait([self.conn], timeout):
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                pass
+        if message != _READY:
+            self.kill()
+            raise RuntimeError(
+                f"a worker process could not start (it {_exit_description(self.process.exitcode)}). A script that "
+                f"calls convert() must do so under `if __name__ == \"__main__\":`, because worker processes "
+                f"import it; jobs=1 converts without worker processes")
+
+    def send(self, index, task):
+        if not self.queue:
+            self.started = time.monotonic()
+        self.queue.append((index, task))
+        self.conn.send((index, task))
+
+    def kill(self):
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+def _pool_context():
+    """The multiprocessing context for a new worker.
+
+    A fork is cheapest and, when this process runs no other Python thread,
+    safe: no lock can be copied in a locked state.  Native threads (BLAS,
+    the kernel's OpenMP pool) do not matter, because workers render with one
+    kernel thread and never enter a parallel region.  With other Python
+    threads (a dask client, a web server...) workers fork from a forkserver,
+    a clean process started once; its workers re-import the main script,
+    which cannot work for code read from stdin: fork then anyway.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    main = sys.modules.get("__main__")
+    main_path = getattr(main, "__file__", None)
+    unimportable_main = (main_path is not None and getattr(getattr(main, "__spec__", None), "name", None) is None
+                         and not os.path.isfile(main_path))
+    if "fork" in methods and (threading.active_count() == 1 or unimportable_main):
+        for name in _PRELOAD:  # imported once here rather than in every worker
+            importlib.import_module(name)
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def _exit_description(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
+def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeout: Optional[float],
+             done: Done) -> None:
+    """Run ``tasks`` on ``jobs`` worker processes, calling ``done(index, record)`` for each.
+
+    A worker whose current file takes longer than ``timeout`` seconds is
+    killed and replaced; a worker that dies is replaced; either way that file
+    gets a ``failed`` record, the files queued behind it go to other workers,
+    and the batch goes on.
+    """
+    context = _pool_context()
+    pending = deque(enumerate(tasks))
+    workers: List[_Worker] = []
+    try:
+        workers.extend(_Worker(context, options) for _ in range(min(jobs, len(tasks))))
+        for w in workers:
+            w.wait_ready()
+        while pending or any(w.queue for w in workers):
+            for w in workers:
+                while pending and len(w.queue) < _QUEUE_DEPTH:
+                    w.send(*pending.popleft())
+            busy = [w for w in workers if w.queue]
+            wait_for = None
+            if timeout is not None:
+                wait_for = max(0.0, min(w.started + timeout for w in busy) - time.monotonic())
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], wait_for))
+            for position, w in enumerate(workers):
+                if not w.queue:
+                    continue
+                died = w.process.sentinel in ready
+                try:
+                    while w.queue and w.conn.poll():
+                        index, record = w.conn.recv()
+                        w.queue.popleft()
+                        w.started = time.monotonic()
+                        done(index, record)
+                except (EOFError, OSError):
+                    died = True
+                if not w.queue:
+                    continue
+                index, task = w.queue[0]
+                if died:
+                    w.process.join()
+                    failure = ConvertRecord(task.source, FAILED, error="WorkerDiedError",
+                                            message=f"the worker process {_exit_description(w.process.exitcode)} "
+                                                    f"while converting this file")
+                elif timeout is not None and time.monotonic() - w.started >= timeout:
+                    failure = ConvertRecord(task.source, FAILED, error="TimeoutError",
+                                            message=f"no result after {timeout:g} s; the worker was stopped")
+                else:
+                    continue
+                w.kill()
+                w.queue.popleft()
+                pending.extendleft(reversed(w.queue))  # the files queued behind it go first
+                workers[position] = _Worker(_pool_context(), options)
+                done(index, failure)
+                workers[position].wait_ready()
+    finally:
+        for w in workers:
+            if not w.queue and w.process.is_alive():
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 5
+        for w in workers:
+            if not w.queue:
+                w.process.join(max(0.0, deadline - time.monotonic()))
+            w.kill()

@@ -1,0 +1,51 @@
+"""Arguments shared by subcommands: the window choice, presets given as ``a,b,c``, the default frame."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+from ..dicom.header import frame_count
+from ..dicom.source import read_dataset
+from ..errors import InvalidDatasetError
+
+__all__ = ["add_window_choice", "add_strict", "add_window_options", "preset_arg", "default_frame"]
+
+
+def add_window_choice(parser: argparse.ArgumentParser, preset_help: str) -> None:
+    """``--preset`` or ``--window C W``, not both."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--preset", help=preset_help)
+    choice.add_argument("--window", nargs=2, type=float, metavar=("C", "W"), help="window centre and width")
+
+
+def add_strict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-strict", dest="strict", action="store_false",
+                        help="allow HU presets on images without Hounsfield units")
+
+
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """Everything :func:`dicomrender.render` takes about the window: preset or window, function, inversion."""
+    add_window_choice(parser, "preset name, or NAME,NAME,NAME for an RGB stack")
+    parser.add_argument("--function", choices=("LINEAR", "LINEAR_EXACT", "SIGMOID"), type=str.upper,
+                        help="VOI LUT function (default: the file's, else LINEAR)")
+    parser.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                        help="force (--invert) or suppress (--no-invert) inversion")
+    add_strict(parser)
+
+
+def preset_arg(text: Optional[str]):
+    """``"a,b,c"`` -> ``["a", "b", "c"]``; a single name stays a string."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return names[0] if len(names) == 1 else names
+
+
+def default_frame(path) -> Optional[int]:
+    """0 for a multi-frame file (an image file holds one frame), None otherwise."""
+    ds, filename = read_dataset(path, stop_before_pixels=True)
+    try:
+        return 0 if frame_count(ds, filename) > 1 else None
+    except InvalidDatasetError:
+        return None  # render reports the bad NumberOfFrames with the file name

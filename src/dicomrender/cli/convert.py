@@ -1,0 +1,56 @@
+"""``dicomrender convert SRC... -o OUTDIR``: batch conversion, parallel and resumable."""
+
+from __future__ import annotations
+
+import sys
+
+from ..batch import convert
+from ..errors import UnknownPresetError
+from .args import add_strict, add_window_choice, preset_arg
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "convert", help="convert DICOM files and folder trees to JPEG/PNG (parallel, resumable)",
+        description="Convert DICOM files and folder trees to JPEG or PNG under OUTDIR, mirroring the layout. "
+                    "Exit status: 0 all converted (non-DICOM files are skipped), 1 some failed, 2 bad usage.")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="DICOM files and folders (recognised by content)")
+    p.add_argument("-o", "--outdir", required=True, help="output folder")
+    add_window_choice(p, "preset name, or NAME,NAME,NAME for an RGB image")
+    p.add_argument("--format", choices=("jpeg", "png"), type=str.lower, default="jpeg", help="default: jpeg")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100 (default 95)")
+    p.add_argument("--compress-level", type=int, default=6, help="PNG compression level 0-9 (default 6)")
+    p.add_argument("--frames", default="all", metavar="all|first|N",
+                   help="frames of multi-frame files: all (default), first, or one 0-based index")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: all cores; 1: serial)")
+    p.add_argument("--scheduler", metavar="ADDRESS|local",
+                   help="run on a dask.distributed cluster (needs dicomrender[dask])")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds one file may take in a worker before it is recorded as failed")
+    p.add_argument("--overwrite", action="store_true", help="rewrite existing outputs (default: keep complete ones)")
+    p.add_argument("--fsync", action="store_true", help="flush each image to disk before naming it (slower)")
+    p.add_argument("--report", metavar="CSV", help="write the per-file report as CSV")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    add_strict(p)
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    """Exit status 0 all converted, 1 some failed, 2 bad usage, 130 interrupted."""
+    try:
+        result = convert(args.sources, args.outdir, preset=preset_arg(args.preset), window=args.window,
+                         format=args.format, quality=args.quality, compress_level=args.compress_level,
+                         frames=args.frames, jobs=args.jobs, scheduler=args.scheduler, overwrite=args.overwrite,
+                         report=args.report, progress=False if args.quiet else None, timeout=args.timeout,
+                         fsync=args.fsync, strict=args.strict)
+    except (FileNotFoundError, UnknownPresetError, ValueError, ImportError) as exc:
+        print(f"dicomrender convert: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dicomrender convert: interrupted; rerun the same command to finish", file=sys.stderr)
+        return 130
+    for record in result.failed:
+        print(f"failed: {record.source}: {record.error}: {record.message}", file=sys.stderr)
+    if not args.quiet:
+        print(result.summary(), file=sys.stderr)
+    return result.exit_status

@@ -1,0 +1,1 @@
+"""The test suite of dicomrender (a package: shared helpers are imported relatively)."""

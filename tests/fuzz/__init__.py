@@ -1,0 +1,1 @@
+"""The mutation fuzzer and its smoke test."""
