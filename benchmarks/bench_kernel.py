@@ -7,8 +7,8 @@ One pytest-benchmark group per data set (12-bit and 16-bit signed CT-like volume
   write 1 byte per pixel, nothing else.  No windowing kernel can beat it by much;
 * ``astype_uint8`` -- ``stored.astype(np.uint8)``, the same cast into a new array;
 * ``dicomrender_*`` -- :func:`dicomrender.window` (brain window, out= reused like the
-  floor's) on 1 thread, on all threads, from two Python threads at once (half the volume
-  each), forced onto the lookup-table gather, forced onto the fused float64 arithmetic, and
+  floor's) on 1 thread, on the default threads (the usable cores), from two Python threads at
+  once (half the volume each), forced onto the lookup-table gather, forced onto the fused float64 arithmetic, and
   three windows (brain / bone / lung) to RGB in one pass;
 * ``numpy_float32`` -- the usual float32 expression with ``np.clip``;
 * ``numpy_piecewise_float64`` -- the classic ``np.piecewise`` recipe in float64;
@@ -45,7 +45,8 @@ ROUNDS = {1: (300, 20), 64: (20, 3), 400: (8, 2)}
 
 
 def _scheduling() -> str:
-    """"fifo:<priority>" under chrt -f, else "other" (recorded so the report can say how it ran)."""
+    """"fifo:<priority>" under chrt -f, else "other" (recorded: report.py refuses real-time runs, which
+    hide the scheduler stalls users meet)."""
     try:
         if os.sched_getscheduler(0) == os.SCHED_FIFO:
             return f"fifo:{os.sched_getparam(0).sched_priority}"
@@ -181,11 +182,11 @@ _POOL = ThreadPoolExecutor(2)
 
 
 def test_dicomrender_two_python_threads(benchmark, ct_volume):
-    """Two Python threads each window half the volume at once (the loops release the GIL; a call
-    that overlaps another runs on its own thread, so the two scale like the kernel's own threads).
+    """Two Python threads each window half the volume at once (the loops release the GIL; the calls
+    share the kernel's one helper pool, and together they stay within the usable cores).
 
-    Defined last so it runs after every other benchmark: each Python thread that calls the kernel
-    gets its own OpenMP worker pool, whose idle spinning would otherwise perturb later runs."""
+    Defined last, as it was when each Python thread got its own OpenMP team whose spinning perturbed
+    later runs; the kernel's pool now parks idle helpers, so the order no longer matters."""
     slices = ct_volume.stored.shape[0]
     if slices < 2:
         pytest.skip("one slice: nothing to split between Python threads")

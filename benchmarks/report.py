@@ -1,12 +1,18 @@
-"""Run the kernel benchmarks and write the Markdown table to benchmarks/RESULTS.md.
+"""Run the kernel benchmarks and write the Markdown tables to benchmarks/RESULTS.md.
 
-    python benchmarks/report.py [--output benchmarks/RESULTS.md] [--json saved.json]
+    python benchmarks/report.py [--output benchmarks/RESULTS.md] [--json saved.json] [--readme README.md]
 
 Runs ``bench_kernel.py`` under pytest-benchmark (or reads a saved ``--benchmark-json``
 file with ``--json``), then writes, per data set, every method's median time, its
 throughput in gigapixels per second, its speed as a fraction of the cast floor
 (``np.copyto(out_u8, stored_u16, casting="unsafe")``) and the peak memory one call
-allocates; followed by the performance targets and how far each one is.
+allocates; followed by the performance targets and how far each one is.  Then
+``loaded.py``: default threads against one thread with one busy process per usable core
+(started and stopped here) and idle, and each instruction-set target (``--threads-json``
+reads a saved run of it instead, ``--no-threads`` leaves it out).
+
+Normal scheduling only: a real-time class (``chrt``) hides the scheduler stalls users meet,
+so the report refuses to run under one.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ METHODS = [
     ("test_cast_floor", "cast floor `np.copyto(u8, u16, casting='unsafe')`"),
     ("test_astype_uint8", "`stored.astype(np.uint8)` (allocates)"),
     ("test_dicomrender_1_thread", "dicomrender, 1 thread"),
-    ("test_dicomrender_all_threads", "dicomrender, all threads"),
+    ("test_dicomrender_all_threads", "dicomrender, default threads"),
     ("test_dicomrender_two_python_threads", "dicomrender, 2 Python threads, half each"),
     ("test_dicomrender_lut_path", "dicomrender, table gather (forced)"),
     ("test_dicomrender_arithmetic_path", "dicomrender, float64 arithmetic (forced)"),
@@ -52,14 +58,22 @@ def cpu_model() -> str:
     return name
 
 
+def real_time_class() -> str:
+    """The real-time scheduling class this process runs in ("fifo", "rr"), or "" for normal scheduling."""
+    try:
+        policy = os.sched_getscheduler(0)
+    except (AttributeError, OSError):
+        return ""
+    return {getattr(os, "SCHED_FIFO", -1): "fifo", getattr(os, "SCHED_RR", -1): "rr"}.get(policy, "")
+
+
 def scheduling_note(data: dict) -> str:
-    """How the benchmark process was scheduled (recorded by bench_kernel.py): a real-time class keeps
-    other jobs on a shared machine from stalling the two-thread runs by whole scheduler ticks."""
+    """How the benchmark process was scheduled (recorded by bench_kernel.py)."""
     sched = next((b["extra_info"].get("sched") for b in data["benchmarks"] if "sched" in b["extra_info"]), None)
     if sched and sched.startswith("fifo"):
-        return (f"- Run under `chrt -f {sched.split(':')[1]}` (SCHED_FIFO): the machine was shared with other "
-                "jobs, which otherwise stall the two-thread runs by whole scheduler ticks")
-    return "- Normal scheduling (other jobs on the machine, if any, show up in the two-thread medians)"
+        return (f"- Run under `chrt -f {sched.split(':')[1]}` (SCHED_FIFO), which hides the scheduler stalls of a "
+                "busy machine: not comparable with the sections below")
+    return "- Normal scheduling (other jobs on the machine, if any, show up in the default-thread medians)"
 
 
 def run_benchmarks(json_path: Path) -> None:
@@ -80,6 +94,7 @@ def build_report(data: dict) -> str:
 
     import dicomrender
     from dicomrender import _kernel
+    from dicomrender.engine.threads import usable_cpus
 
     rows: dict[str, dict[str, dict]] = {}
     for bench in data["benchmarks"]:
@@ -95,7 +110,8 @@ def build_report(data: dict) -> str:
         f"`python benchmarks/report.py` (pytest-benchmark, median of the timed rounds).",
         "",
         f"- CPU: **{cpu_model()}**, {os.cpu_count()} logical cores; kernel target `{_kernel.get_target()}`, "
-        f"OpenMP {'on' if _kernel.HAVE_OPENMP else 'off'}, {dicomrender.get_threads()} threads by default",
+        f"thread pool {'on' if _kernel.HAVE_THREADS else 'off'}, {dicomrender.get_threads()} threads by default "
+        f"(usable cores {usable_cpus()})",
         f"- Python {machine.get('python_version', platform.python_version())}, numpy {numpy.__version__}, "
         f"pydicom {pydicom.__version__}, dicomrender {dicomrender.__version__}",
         "- Data: CT-like 512 x 512 slices (air, fat, soft tissue, lungs, bone, calcifications, noise); "
@@ -170,7 +186,7 @@ def targets(rows: dict) -> list[str]:
         if slices == 1:
             checks.append(("1 thread >= 0.25x floor", floor / one, 0.25, True))
         else:
-            checks.append(("all threads >= 0.5x floor", floor / every, 0.5, True))
+            checks.append(("default threads >= 0.5x floor", floor / every, 0.5, True))
         checks.append((">= 50x pydicom", median(group, "test_pydicom_chain") / best, 50, True))
         checks.append((">= 10x numpy float32", median(group, "test_numpy_float32") / best, 10, True))
         checks.append(("three windows <= 1.5x one window (time ratio)",
@@ -192,23 +208,39 @@ def targets(rows: dict) -> list[str]:
     return out
 
 
+#: The README's copies of report tables, by the start of their header row.
+README_TABLES = ("| 12-bit CT, brain window |", "| call (12-bit CT, brain window, `out=` reused) |", "| idle, `window()` |",
+                 "| target (1 thread) |")
+
+
 def update_readme(path: Path, report: str) -> None:
-    """Replace the README's copy of the summary table (the table whose header starts like ours)."""
-    table = report.split("## Summary (ct12, Gpx/s and x floor)\n\n", 1)[1].split("\n\n", 1)[0]
+    """Replace the README's copies of the report's tables (each found by the start of its header row)."""
     text = path.read_text()
-    start = text.index("| 12-bit CT, brain window |")
-    end = text.index("\n\n", start)
-    path.write_text(text[:start] + table + text[end:])
+    for header in README_TABLES:
+        if header not in report or header not in text:
+            continue
+        start = report.index(header)
+        table = report[start:report.index("\n\n", start)]
+        start = text.index(header)
+        end = text.index("\n\n", start)
+        text = text[:start] + table + text[end:]
+    path.write_text(text)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--json", type=Path, help="read this saved --benchmark-json instead of running")
-    parser.add_argument("--readme", type=Path, help="also replace the summary table in this README")
+    parser.add_argument("--readme", type=Path, help="also replace the report's tables in this README")
     parser.add_argument("--save-json", type=Path, default=HERE.parent / ".benchmarks" / "kernel.json",
                         help="where to keep the raw pytest-benchmark JSON of the run")
+    parser.add_argument("--threads-json", type=Path, help="read this saved run of loaded.py instead of running it")
+    parser.add_argument("--no-threads", action="store_true", help="leave out the loaded / idle / targets sections")
     args = parser.parse_args(argv)
+    if real_time_class() and not (args.json and (args.threads_json or args.no_threads)):
+        print(f"report.py: this process runs in the real-time class {real_time_class()!r} (chrt); run it under "
+              "normal scheduling, as users do", file=sys.stderr)
+        return 2
     if args.json:
         data = json.loads(args.json.read_text())
     else:
@@ -216,6 +248,21 @@ def main(argv=None) -> int:
         run_benchmarks(args.save_json)
         data = json.loads(args.save_json.read_text())
     report = build_report(data)
+    if not args.no_threads:
+        sys.path.insert(0, str(HERE))  # loaded.py and the benchmark volumes of conftest.py
+        import loaded
+
+        if args.threads_json:
+            threads = json.loads(args.threads_json.read_text())
+        else:
+            print("$ loaded.run()  # busy processes, default vs one thread, targets", flush=True)
+            threads = loaded.run()
+            path = args.save_json.parent / "threads.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(threads))
+        sections = "\n".join(loaded.report(threads["loaded"], threads["idle"], threads["targets"]))
+        marker = "## Every method, both data sets"
+        report = report.replace(marker, sections + "\n" + marker, 1)
     args.output.write_text(report + "\n")
     if args.readme:
         update_readme(args.readme, report)

@@ -55,8 +55,55 @@ def test_render_command_reports_bad_input(tmp_path, capsys):
     assert "junk.dcm" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
     source = data_file("CT_small.dcm")
-    assert cli.main(["render", source, str(tmp_path / "x.png"), "--window", "40", "0"]) == 1
-    assert "WindowWidth" in capsys.readouterr().err
+    assert cli.main(["render", source, str(tmp_path / "x.png"), "--preset", "lung"]) == 0
+    capsys.readouterr()
+    mr = data_file("MR_small.dcm")  # a rendering failure of this file: an HU preset on MR
+    assert cli.main(["render", mr, str(tmp_path / "y.png"), "--preset", "lung"]) == 1
+    assert capsys.readouterr().err.startswith(f"dicomrender render: error: {mr}: preset 'lung'")
+    assert not (tmp_path / "y.png").exists()
+
+
+# issue 13, case 17: usage errors exit 2 with "dicomrender render: error: ...", before the file is read
+@pytest.mark.parametrize("arguments,message", [
+    (["--window", "40", "0"], "WindowWidth"),
+    (["--window", "nan", "80"], "finite"),
+    (["--window", "40", "inf"], "finite"),
+    (["--preset", "brian"], "unknown preset 'brian'; did you mean 'brain'"),
+    (["--preset", "brain,lung,bone,liver,abdomen"], "not 5"),
+    (["--preset", "brain,lung"], "a JPEG or PNG file holds 1 (grey) or 3 (RGB) channels, not 2"),
+])
+def test_render_command_usage_errors_exit_2(tmp_path, capsys, arguments, message):
+    source = data_file("CT_small.dcm")
+    assert cli.main(["render", source, str(tmp_path / "x.png"), *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dicomrender render: error: ") and message in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_render_command_bad_paths_exit_2(tmp_path, capsys):
+    source = data_file("CT_small.dcm")
+    assert cli.main(["render", source, str(tmp_path / "x.bmp")]) == 2
+    assert "dicomrender render: error: cannot tell the image format" in capsys.readouterr().err
+    assert cli.main(["render", str(tmp_path / "missing.dcm"), str(tmp_path / "x.png")]) == 2
+    assert "dicomrender render: error: no such file" in capsys.readouterr().err
+    assert cli.main(["render", source, str(tmp_path / "no" / "x.png")]) == 2
+    assert "dicomrender render: error: output folder" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("quality", ["1000", "-5", "0", "high"])
+def test_render_command_quality_out_of_range_exits_2(tmp_path, capsys, quality):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["render", data_file("CT_small.dcm"), str(tmp_path / "x.jpg"), "--quality", quality])
+    assert caught.value.code == 2
+    assert "dicomrender render: error: argument --quality" in capsys.readouterr().err
+
+
+def test_render_command_quality_in_range(tmp_path):
+    source = data_file("CT_small.dcm")
+    for quality in ("1", "100"):
+        assert cli.main(["render", source, str(tmp_path / f"q{quality}.jpg"), "--quality", quality]) == 0
+    assert (tmp_path / "q1.jpg").stat().st_size < (tmp_path / "q100.jpg").stat().st_size
 
 
 def test_bad_usage_exits_2():

@@ -9,6 +9,7 @@ with several windows in one pass.
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import threading
 import time
@@ -344,32 +345,45 @@ def test_affine_parameters_are_checked(target):
 
 
 def test_small_inputs_stay_on_one_thread_and_volumes_split():
-    if not _kernel.HAVE_OPENMP:
+    if not _kernel.HAVE_THREADS:
         assert _kernel.threads_for(THREADED, 2) == 1
-        pytest.skip("built without OpenMP: every loop runs on the calling thread")
-    assert _kernel.threads_for(256 * 256, 2) == 1           # a small image: waking a worker costs more
-    assert _kernel.threads_for(_kernel.MIN_PIXELS_PER_THREAD * 2 - 1, 2) == 1
-    assert _kernel.threads_for(512 * 512, 2) == 2
-    assert _kernel.threads_for(THREADED, 2) == 2            # what the tests above run with threads=2
-    assert _kernel.threads_for(64 * 512 * 512, 2) == 2
-    assert _kernel.threads_for(64 * 512 * 512, 0) == 1
-    assert _kernel.threads_for(0, 8) == 1
+        pytest.skip("built without the thread pool: every loop runs on the calling thread")
+    assert _kernel.get_thread_budget() >= 2 or engine.usable_cpus() == 1
+    budget = _kernel.get_thread_budget()
+    _kernel.set_thread_budget(max(budget, 2))
+    try:
+        assert _kernel.threads_for(512 * 512, 2) == 1           # one slice: waking a helper costs more
+        assert _kernel.threads_for(_kernel.MIN_PIXELS_PER_THREAD * 2 - 1, 2) == 1
+        assert _kernel.threads_for(_kernel.MIN_PIXELS_PER_THREAD * 2, 2) == 2
+        assert _kernel.threads_for(THREADED, 2) == 2            # what the tests above run with threads=2
+        assert _kernel.threads_for(64 * 512 * 512, 2) == 2
+        assert _kernel.threads_for(64 * 512 * 512, 0) == 1
+        assert _kernel.threads_for(0, 8) == 1
+        _kernel.set_thread_budget(1)                            # the budget bounds every call
+        assert _kernel.threads_for(64 * 512 * 512, 2) == 1
+    finally:
+        _kernel.set_thread_budget(budget)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_process_forked_after_threaded_work_renders_without_hanging():
-    """libgomp's thread pool does not survive fork(): a child that started a thread team after its
-    parent had one would wait forever.  The kernel runs such children on one thread."""
-    words = _words(12, False, 16, THREADED)
+    """Helper threads do not survive fork(): the child of a process whose pool had started helpers
+    must not wait for them.  Its pool starts empty and its first threaded call starts new helpers."""
+    words = _words(12, False, 16, 4 * THREADED)
     fmt, modality, vois = StoredFormat(16, 12, 11, False), Rescale(1.0, -1024.0), [Window(40, 80)]
-    expected = render_stored(words, fmt, modality, vois, threads=2)  # the parent starts a team
-    assert _kernel.threads_for(words.size, 2) == (2 if _kernel.HAVE_OPENMP else 1)
+    expected = render_stored(words, fmt, modality, vois, threads=1)
+    for _ in range(50):  # the parent's pool starts its helpers (and they take part, on an idle core)
+        assert np.array_equal(render_stored(words, fmt, modality, vois, threads=2), expected)
+    helpers, _ = _kernel.pool_stats()
+    assert helpers >= (1 if _kernel.HAVE_THREADS and _kernel.get_thread_budget() > 1 else 0)
     pid = os.fork()
-    if pid == 0:  # child: render on "two" threads, report through the exit status
+    if pid == 0:  # child: render on two threads, report through the exit status
         ok = False
         try:
-            ok = np.array_equal(render_stored(words, fmt, modality, vois, threads=2), expected) \
-                and _kernel.threads_for(words.size, 2) == 1
+            ok = _kernel.pool_stats() == (0, 0)  # no helper was copied
+            for _ in range(20):
+                ok = ok and np.array_equal(render_stored(words, fmt, modality, vois, threads=2), expected)
+            ok = ok and _kernel.pool_stats()[0] == helpers  # started again, lazily
         finally:
             os._exit(0 if ok else 1)
     deadline = time.monotonic() + 60
@@ -442,8 +456,10 @@ def streaming_words():
     return np.concatenate([np.tile(base, 26_000_000 // base.size + 1), base[:45]]), base
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_streaming_stores_on_every_target(target, streaming_words, k):
+@pytest.mark.parametrize("k, path, threads", [(1, "auto", 1), (1, "narrow", 1), (1, "auto", 2), (3, "auto", 1),
+                                              (3, "auto", 2)])
+def test_streaming_stores_on_every_target(target, streaming_words, k, path, threads):
+    """Outputs this large are streamed whichever thread writes a chunk (the decision is the call's)."""
     words, base = streaming_words
     fmt, modality = StoredFormat(16, 12, 11, False), Rescale(1.0, -1024.0)
     vois = [Window(40, 80), Window(400, 1800), Window(-600, 1500)][:k]
@@ -453,7 +469,7 @@ def test_streaming_stores_on_every_target(target, streaming_words, k):
     for offset in (0, 1, 13):  # aligned and misaligned outputs
         buffer = np.empty(words.size * k + offset, dtype=np.uint8)
         out = buffer[offset:].reshape(shape)
-        render_stored(words, fmt, modality, vois, out=out, threads=1)
+        render_stored(words, fmt, modality, vois, out=out, threads=threads, path=path)
         got = out.reshape(words.size, k)
         assert np.array_equal(got[: reps * base.size].reshape(reps, base.size, k), np.broadcast_to(row, (reps,) + row.shape))
         assert np.array_equal(got[reps * base.size:], row[:45])
@@ -503,6 +519,7 @@ int main(int argc, char **argv)
     for (int v = 0; v < 4096; v++) table[v] = (uint8_t)(v >> 4);
     if (fread(src, 2, n, stdin) != n) return 2;
     dr_init();
+    dr_set_budget(2);
     dr_affine_render(dr_best_target(), 2, src, n, w, k, out, 0, 12, 0, 2);
     fwrite(out, 1, n * k, stdout);
     dr_gather(dr_best_target(), 2, src, n, table, 4096, 1, out, 0, 0xFFF, 2);
@@ -514,9 +531,9 @@ int main(int argc, char **argv)
 
 def test_portable_build_without_x86_intrinsics_equals_reference(tmp_path):
     """The loops other CPUs (aarch64, other compilers) get: the kernel headers built with
-    DR_PORTABLE_ONLY, so no x86 code at all, and without OpenMP (the build must work without it),
-    run on every 12-bit value with one and three proven windows and through a table, against the
-    reference."""
+    DR_PORTABLE_ONLY, so no x86 code at all, with the thread pool (futex, and the condition variables
+    other systems get) and without (DR_NO_THREADS: the build must work without pthreads), strict C99, run on every 12-bit value with one and three
+    proven windows and through a table, on two threads where there are, against the reference."""
     import shutil
     import subprocess
     import sysconfig
@@ -527,14 +544,19 @@ def test_portable_build_without_x86_intrinsics_equals_reference(tmp_path):
         pytest.skip("no C compiler")
     header_dir = os.path.dirname(_kernel.__file__)  # the headers sit beside the compiled module
     (tmp_path / "driver.c").write_text(_PORTABLE_DRIVER)
-    exe = tmp_path / "driver"
-    subprocess.run([compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-Wno-unused-function", "-ffp-contract=off",
-                    "-DDR_PORTABLE_ONLY", "-I", header_dir, str(tmp_path / "driver.c"), "-o", str(exe), "-lm"],
-                   check=True, capture_output=True)
     fmt = StoredFormat(16, 12, 11, False)
-    words = _words(12, False, 16, 3000)
+    words = _words(12, False, 16, THREADED)
     modality = Rescale(1.0, -1024.0)
-    for vois in ([Window(40, 80)], [Window(40, 80), Window(400, 1800), Window(-600, 1500, "LINEAR_EXACT")]):
+    builds = []
+    for name, flags in (("pool", ["-pthread"]), ("condvar", ["-pthread", "-DDR_NO_FUTEX"]),
+                        ("single", ["-DDR_NO_THREADS"])):
+        exe = tmp_path / f"driver_{name}"
+        subprocess.run([compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-Wno-unused-function", "-ffp-contract=off",
+                        "-DDR_PORTABLE_ONLY", *flags, "-I", header_dir, str(tmp_path / "driver.c"), "-o", str(exe),
+                        "-lm"], check=True, capture_output=True)
+        builds.append(exe)
+    for exe, vois in itertools.product(builds, ([Window(40, 80)], [Window(40, 80), Window(400, 1800),
+                                                                     Window(-600, 1500, "LINEAR_EXACT")])):
         params = compile_tables(fmt, modality, vois, False).affine
         assert params is not None
         args = [str(exe), str(words.size)] + [repr(float(x)) if i % 3 < 2 else str(int(x))

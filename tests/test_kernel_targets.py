@@ -22,9 +22,9 @@ SUPPORTED = _kernel.supported_targets()
 def test_constants_from_the_header_agree_with_the_reference():
     assert _kernel.FUNCTIONS == _reference.FUNCTIONS
     assert _kernel.SNAP == _reference.SNAP
-    assert _kernel.TARGETS == ("baseline", "avx2", "avx512", "avx512vbmi")
+    assert _kernel.TARGETS == ("baseline", "avx2", "avx512", "avx512vbmi", "neon")
     assert _kernel.MAX_WINDOWS == 4
-    assert _kernel.MIN_PIXELS_PER_THREAD == 2 * _kernel.CHUNK
+    assert _kernel.MIN_PIXELS_PER_THREAD == 8 * _kernel.CHUNK
     assert SUPPORTED[0] == "baseline" and set(SUPPORTED) <= set(_kernel.TARGETS)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate, get_frame
+from pydicom.encaps import encapsulate, generate_frames, get_frame
 from pydicom.uid import RLELossless
 
 import dicomrender
@@ -147,8 +147,12 @@ def test_jpeg_and_j2k_sizes_are_read_from_the_codestream_header():
     assert _codestream.jpeg_size(jpeg) == (300, 200)
     assert _codestream.jpeg_size(b"\xff\xd8\xff\xda\x00\x02") is None  # scan before any frame header
     assert _codestream.jpeg_size(b"not a jpeg") is None
-    siz = b"\xff\x4f\xff\x51\x00\x29\x00\x00" + struct.pack(">IIII", 640, 480, 10, 20)
+    # SOC, SIZ: Xsiz, Ysiz, XOsiz, YOsiz, tile size and offsets, one component of 12 bits (Ssiz 11)
+    siz = b"\xff\x4f\xff\x51\x00\x29\x00\x00" + struct.pack(">IIIIIIIIHBBB", 640, 480, 10, 20, 640, 480, 0, 0, 1,
+                                                                 11, 1, 1)
     assert _codestream.j2k_size(siz) == (460, 630)  # (Ysiz - YOsiz, Xsiz - XOsiz)
+    assert _codestream.j2k_header(siz) == (460, 630, 1, 12)
+    assert _codestream.j2k_size(siz[:40]) is None  # cut before the components: not checkable
     assert _codestream.j2k_size(b"\x00" * 30) is None
 
 
@@ -167,6 +171,7 @@ def _compressed_corpus():
 
 
 def test_the_codestream_check_accepts_every_valid_compressed_file_of_the_corpus():
+    # every frame, with its components and bits: the check refuses anything it cannot verify
     checked = 0
     for path in _compressed_corpus():
         try:
@@ -175,15 +180,17 @@ def test_the_codestream_check_accepts_every_valid_compressed_file_of_the_corpus(
             if not tsyntax.is_compressed or "Rows" not in ds:
                 continue
             frames = int(ds.get("NumberOfFrames", 1) or 1)
-            data = get_frame(ds.PixelData, 0, number_of_frames=frames)
+            data = list(generate_frames(ds.PixelData, number_of_frames=frames))[:frames]
         except Exception:
             continue  # not a usable compressed image
         if os.path.basename(path) == "JPEG2000-embedded-sequence-delimiter.dcm":
             continue  # its codestream is corrupt on purpose (a delimiter inside the SIZ segment)
-        size = _codestream.jpeg_size(data) or _codestream.j2k_size(data)
-        if size is not None:
-            assert size[1] == ds.Columns and size[0] in (0, ds.Rows), path
-        assert _codestream.frame_mismatch(data, tsyntax, ds.Rows, ds.Columns) is None, path
+        for frame in data:
+            size = _codestream.jpeg_size(frame) or _codestream.j2k_size(frame)
+            if size is not None:
+                assert size == (ds.Rows, ds.Columns), path
+            assert _codestream.frame_mismatch(frame, tsyntax, ds.Rows, ds.Columns, int(ds.get("SamplesPerPixel", 1)),
+                                              int(ds.BitsAllocated)) is None, path
         checked += 1
     assert checked >= 35  # pydicom's own test files alone hold 39 compressed images
 

@@ -15,22 +15,29 @@ from .batch import convert
 from .dicom.header import DEFAULT_MAX_PIXELS
 from .engine import get_threads, set_threads, window
 from .errors import (
-                     DicomRenderError,
-                     InvalidDatasetError,
-                     InvalidWindowError,
-                     MissingCodecError,
-                     NotDicomError,
-                     OutputPathError,
-                     PixelDataError,
-                     PixelLimitError,
-                     PluginError,
-                     PluginWarning,
-                     PresetError,
-                     UnknownPresetError,
-                     UnsupportedImageError,
+    DicomRenderError,
+    DuplicateSliceError,
+    InvalidArgumentError,
+    InvalidDatasetError,
+    InvalidWindowError,
+    MissingCodecError,
+    NotDicomError,
+    OutputPathError,
+    PixelDataError,
+    PixelLimitError,
+    PluginError,
+    PluginWarning,
+    PresetError,
+    SeriesError,
+    SeriesGeometryError,
+    SeriesSelectionError,
+    SeriesWarning,
+    UnknownPresetError,
+    UnsupportedImageError,
 )
 from .presets import Preset, RenderContext, get_preset, hookimpl, list_presets, register_plugin
 from .rendering import render, save
+from .series import SeriesDataset, find_series, render_series
 
 __version__ = "0.1.0"
 
@@ -38,6 +45,9 @@ __all__ = [
     "render",
     "save",
     "convert",
+    "find_series",
+    "render_series",
+    "SeriesDataset",
     "window",
     "Window",
     "VOILut",
@@ -52,6 +62,12 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "errors",
     "DicomRenderError",
+    "DuplicateSliceError",
+    "InvalidArgumentError",
+    "SeriesError",
+    "SeriesGeometryError",
+    "SeriesSelectionError",
+    "SeriesWarning",
     "InvalidDatasetError",
     "InvalidWindowError",
     "MissingCodecError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "DicomRenderError",
+    "InvalidArgumentError",
     "InvalidWindowError",
     "InvalidDatasetError",
     "NotDicomError",
@@ -21,6 +22,11 @@ __all__ = [
     "PixelLimitError",
     "OutputPathError",
     "PluginWarning",
+    "SeriesError",
+    "SeriesSelectionError",
+    "SeriesGeometryError",
+    "DuplicateSliceError",
+    "SeriesWarning",
 ]
 
 
@@ -61,6 +67,12 @@ def _rebuild(cls, message, filename, attribute):
     err = cls.__new__(cls)
     DicomRenderError.__init__(err, message, filename=filename, attribute=attribute)
     return err
+
+
+class InvalidArgumentError(DicomRenderError, ValueError):
+    """An argument of a dicomrender call has a value it cannot take (``threads=0``, ``quality=1000``, two
+    channels for a JPEG file...); ``attribute`` names the argument.  Arguments of the wrong type raise
+    :class:`TypeError`, as Python does."""
 
 
 class InvalidWindowError(DicomRenderError, ValueError):
@@ -117,3 +129,42 @@ class OutputPathError(DicomRenderError, ValueError):
 
 class PluginWarning(UserWarning):
     """A preset plugin could not be loaded or its hook failed; it was skipped."""
+
+
+class SeriesError(DicomRenderError, ValueError):
+    """A series cannot be made into one volume; ``files`` lists the files concerned (the message names
+    them too)."""
+
+    files: tuple = ()
+
+    def __init__(self, message: str, *, files=(), filename: str | None = None, attribute: str | None = None):
+        self.files = tuple(str(f) for f in files)
+        super().__init__(message, filename=filename, attribute=attribute)
+
+    def __reduce__(self):
+        return (_rebuild_series, (type(self), self.detail, self.files, self.filename, self.attribute))
+
+
+def _rebuild_series(cls, message, files, filename, attribute):
+    err = _rebuild(cls, message, filename, attribute)
+    err.files = tuple(files)
+    return err
+
+
+class SeriesSelectionError(SeriesError):
+    """The source holds several image series and no ``series_uid`` chose one (the message lists them),
+    the chosen one is not there, or there is no image series at all."""
+
+
+class SeriesGeometryError(SeriesError):
+    """The slices of a series do not form one volume: mixed orientation or size, positions on some
+    slices only."""
+
+
+class DuplicateSliceError(SeriesGeometryError):
+    """Two or more slices of a series lie at the same position (copies, or echoes / time points)."""
+
+
+class SeriesWarning(UserWarning):
+    """Something about a series worth knowing but not fatal: irregular spacing, missing slices, objects
+    without pixels skipped, header windows that differ between slices."""

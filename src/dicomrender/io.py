@@ -7,6 +7,7 @@ the whole file, even when the process is killed mid-write.
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 import sys
@@ -15,11 +16,11 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import OutputPathError
+from .errors import InvalidArgumentError, OutputPathError
 
 __all__ = ["IMAGE_FORMATS", "FORMAT_SUFFIXES", "FILE_CHANNELS", "TEMP_PREFIX", "TEMP_SUFFIX", "image_format",
-           "check_channels", "encode_image", "write_image", "write_atomic", "is_complete_image", "output_target",
-           "remove_stale_temporaries"]
+           "check_channels", "check_encoding", "encode_image", "write_image", "write_atomic", "is_complete_image",
+           "output_target", "remove_stale_temporaries"]
 
 #: Image format (Pillow's name) by file suffix.
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
@@ -36,7 +37,8 @@ def image_format(path) -> str:
     """``"JPEG"`` or ``"PNG"`` from the file suffix."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in IMAGE_FORMATS:
-        raise ValueError(f"cannot tell the image format from {os.fspath(path)!r}: use .jpg, .jpeg or .png")
+        raise InvalidArgumentError(f"cannot tell the image format from {os.fspath(path)!r}: use .jpg, .jpeg "
+                                   f"or .png", attribute="path")
     return IMAGE_FORMATS[suffix]
 
 
@@ -47,11 +49,32 @@ def check_channels(count: int) -> None:
     PNG file holds grey or RGB.
     """
     if count not in FILE_CHANNELS:
-        raise ValueError(f"give one preset, or three for an RGB image; got {count}")
+        raise InvalidArgumentError(f"a JPEG or PNG file holds 1 (grey) or 3 (RGB) channels, not {count}: give one "
+                                   f"preset, or three for an RGB image", attribute="preset")
+
+
+def _integer_in(value, low: int, high: int, attribute: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{attribute} must be an integer, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{attribute} must be an integer, got {type(value).__name__} {value!r}") from None
+    if not low <= number <= high:
+        raise InvalidArgumentError(f"{attribute} must be from {low} to {high}, got {number}", attribute=attribute)
+    return number
+
+
+def check_encoding(quality: int = 95, compress_level: int = 6) -> None:
+    """Refuse a JPEG ``quality`` outside 1..100 or a PNG ``compress_level`` outside 0..9
+    (:class:`~dicomrender.errors.InvalidArgumentError`; :class:`TypeError` for non-integers)."""
+    _integer_in(quality, 1, 100, "quality")
+    _integer_in(compress_level, 0, 9, "compress_level")
 
 
 def encode_image(pixels: np.ndarray, fmt: str, *, quality: int = 95, compress_level: int = 6) -> bytes:
     """Encode a uint8 ``(rows, cols)`` or ``(rows, cols, 3)`` array as JPEG or PNG bytes."""
+    check_encoding(quality, compress_level)
     import io  # the standard library's: this module is dicomrender.io
 
     from PIL import Image  # ~30 ms: only when writing

@@ -75,3 +75,64 @@ def test_supervisor_reports_a_dying_and_a_silent_worker(tmp_path):
     assert (tmp_path / "crash-1-3.dcm").exists() and (tmp_path / "hang-1-6.dcm").exists()
     saved = (tmp_path / "crash-1-3.dcm").read_bytes()
     assert saved == dicomfuzz.make_case(dicomfuzz.load_corpus(), 1, 3)["data"]
+
+
+def _hostile_case(corpus, kind: str, seed: int):
+    """A case of the hostile family ``kind`` alone, on the first corpus file (from ``seed``) it applies to."""
+    import io
+    import random
+    import warnings
+
+    import pydicom
+
+    dicomfuzz._configure_pydicom_writing()
+    rng = random.Random(f"hostile:{kind}:{seed}")
+    order = list(range(len(corpus)))
+    rng.shuffle(order)
+    for k in order:
+        name, original = corpus[k]
+        log: list = []
+        post: list = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(original))
+            try:
+                dicomfuzz.hostile_mutation(kind, ds, rng, log, post)
+                buffer = io.BytesIO()
+                ds.save_as(buffer, enforce_file_format=False)
+                data = buffer.getvalue()
+                for rewrite in post:
+                    data = rewrite(data)
+            except Exception:
+                continue  # the family does not apply to this file
+        return {"seed": seed, "index": 0, "source": name, "mutations": log, "options": {}, "data": data}
+    raise AssertionError(f"{kind} applies to no corpus file")
+
+
+@pytest.mark.parametrize("kind", sorted(dicomfuzz.HOSTILE_KINDS))
+def test_each_hostile_family_builds_its_case_and_renders_or_raises(corpus, kind):
+    import time
+
+    for seed in range(6):
+        case = _hostile_case(corpus, kind, seed)
+        assert case["mutations"] and case["mutations"][0].startswith(kind + ":"), case["mutations"]
+        assert case == _hostile_case(corpus, kind, seed)  # deterministic by seed
+        started = time.perf_counter()
+        result = dicomfuzz.run_case(case)
+        assert result["outcome"] in ("ok", "error"), (case["source"], case["mutations"], result)
+        assert time.perf_counter() - started < 10, (case["source"], case["mutations"])
+        data = case["data"]
+        if kind == "deflate":
+            assert dicomfuzz._syntax_of(data) == "1.2.840.10008.1.2.1.99" or "unwritable" in case["mutations"]
+        elif kind == "undefined" and dicomfuzz._syntax_of(data) in dicomfuzz._NATIVE_SYNTAXES:
+            assert data[data.find(b"\xe0\x7f\x10\x00", 132):].find(b"\xff\xff\xff\xff") in (4, 8)
+        elif kind == "nested":
+            assert b"\xfe\xff\x00\xe0" in data
+
+
+def test_hostile_families_are_part_of_the_mutation_mix(corpus):
+    seen = collections.Counter()
+    for index in range(300):
+        for mutation in dicomfuzz.make_case(corpus, 20261128, index)["mutations"]:
+            seen[mutation.split(":")[0]] += 1
+    assert set(dicomfuzz.HOSTILE_KINDS) <= set(seen), seen

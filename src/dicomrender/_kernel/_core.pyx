@@ -49,17 +49,22 @@ cdef extern from "kernel.h" nogil:
         int invert
     int dr_target_supported(int target)
     int dr_best_target()
-    int dr_have_openmp()
+    int dr_have_threads()
     int dr_have_affine()
     void dr_init()
     int dr_threads_for(size_t n, int nthreads)
+    void dr_set_budget(int budget)
+    int dr_get_budget()
+    int dr_helpers_started()
+    void dr_pause_helpers(int paused)
+    unsigned long long dr_chunks_helped()
     void dr_affine_render(int target, int itemsize, const void *src, size_t n, const dr_affine *w, int k, uint8_t *out,
                           int shift, int bits, int is_signed, int nthreads)
     void dr_gather(int target, int itemsize, const void *src, size_t n, const uint8_t *tables,
                    size_t table_size, int k, uint8_t *out, int shift, uint32_t mask, int nthreads)
     void dr_arith(int target, int kind, int itemsize, const void *src, size_t n, const dr_window *w, int k,
                   uint8_t *out, int shift, int bits, int is_signed, int nthreads)
-    int dr_narrow_fast(int target)
+    int dr_narrow_fast(int target, int range)
     void dr_narrow_render(int target, int itemsize, const void *src, size_t n, const dr_narrow *t, uint8_t *out,
                           int shift, int bits, int is_signed, int nthreads)
 
@@ -78,7 +83,8 @@ MAX_WINDOWS = DR_MAX_WINDOWS
 CHUNK = DR_CHUNK
 #: Inputs below this many pixels per thread use fewer threads.
 MIN_PIXELS_PER_THREAD = DR_CHUNK * DR_MIN_CHUNKS_PER_THREAD
-HAVE_OPENMP = bool(dr_have_openmp())
+#: Whether this build has the helper-thread pool (else every loop runs on the calling thread).
+HAVE_THREADS = bool(dr_have_threads())
 #: Whether float arithmetic is plain IEEE single precision, so the affine path may be used.
 HAVE_AFFINE = bool(dr_have_affine())
 
@@ -86,10 +92,36 @@ dr_init()
 
 
 def threads_for(Py_ssize_t n, int nthreads):
-    """How many threads a loop over ``n`` pixels runs on when ``nthreads`` are asked for."""
+    """How many threads a loop over ``n`` pixels runs on at most when ``nthreads`` are asked for (the
+    calling thread plus helpers, when they join in time and other calls leave room in the budget)."""
     if n < 0:
         raise ValueError("n must be >= 0")
     return dr_threads_for(n, nthreads)
+
+
+def set_thread_budget(int budget):
+    """How many threads may run kernel loops at once, process-wide (the engine sets the usable cores):
+    the calling threads of the calls running at once plus their helpers.  The pool starts at most
+    ``budget - 1`` helpers, lazily."""
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    dr_set_budget(budget)
+
+
+def get_thread_budget():
+    """The process-wide thread budget (1 in a build without the pool)."""
+    return dr_get_budget()
+
+
+def pool_stats():
+    """``(helpers started in this process, chunks helpers have run)``: for tests and benchmarks."""
+    return dr_helpers_started(), dr_chunks_helped()
+
+
+def pause_helpers(bint paused):
+    """Tests only: while paused, helpers take no part in any call, as if the operating system never
+    scheduled them; calls must still finish (on the calling thread) with the same bytes."""
+    dr_pause_helpers(paused)
 
 
 def supported_targets():
@@ -293,9 +325,11 @@ def arithmetic(src, params, out, int shift=0, int bits=32, bint is_signed=False,
         dr_arith(_target, kind, itemsize, ptr, n, w, k, o, shift, bits, is_signed, nthreads)
 
 
-def narrow_fast():
-    """Whether :func:`narrow` runs a vector loop on the current target (else it runs one pixel at a time)."""
-    return bool(dr_narrow_fast(_target))
+def narrow_fast(int range_=255):
+    """Whether :func:`narrow` over a table of ``range_ + 1`` entries is faster than the affine loop of one
+    window on the current target: always with AVX-512 VBMI (byte permutes), for short ranges with AVX2
+    (one byte shuffle per 16 entries) and NEON; never where the lookup runs one pixel at a time."""
+    return bool(dr_narrow_fast(_target, range_))
 
 
 def narrow(src, table, int low, int range_, out, int shift, int bits, bint is_signed, int nthreads=1):

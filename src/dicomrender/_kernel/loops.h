@@ -203,7 +203,7 @@ DR_ATTR DR_INLINE DR_VI DR_NAME(dr_bytes)(const DR_VF *d, int shared, DR_VF l0, 
 
 DR_ATTR DR_INLINE void DR_NAME(dr_affine_loop)(const void *restrict src, const int format, size_t n,
                                                const dr_affine *restrict w, const int k, uint8_t *restrict out,
-                                               int shift, int bits, int is_signed)
+                                               int shift, int bits, int is_signed, int stream)
 {
     const int itemsize = dr_format_itemsize(format);
     const DR_NAME(dr_bits) extract = DR_NAME(dr_make_bits)(shift, bits);
@@ -220,7 +220,7 @@ DR_ATTR DR_INLINE void DR_NAME(dr_affine_loop)(const void *restrict src, const i
     DR_VI rgb_masks[9];
     if (k == 3) DRV_RGB3_MASKS(rgb_masks);
     const size_t block = 2 * DR_LANES16;
-    const int stream = k == 1 && n >= DR_STREAM_BYTES;
+    stream = stream && k == 1;
     size_t i = stream ? dr_align_head(out, 1, block, n) : 0;
     dr_affine_range(src, itemsize, 0, i, w, k, out, shift, bits, is_signed);
     for (; i + block <= n; i += block) {
@@ -257,16 +257,16 @@ DR_ATTR DR_INLINE void DR_NAME(dr_affine_formats)(const dr_call *c, size_t start
     const void *src = dr_src(c, start);
     uint8_t *out = dr_out(c, start);
     const dr_affine *w = c->affine;
-    int shift = c->shift, bits = c->bits, is_signed = c->is_signed;
+    int shift = c->shift, bits = c->bits, is_signed = c->is_signed, stream = c->stream;
     switch (dr_word_format(itemsize, shift, bits, is_signed)) {
-    case DR_W16_UNSIGNED_FULL: DR_NAME(dr_affine_loop)(src, DR_W16_UNSIGNED_FULL, n, w, k, out, shift, bits, is_signed); break;
-    case DR_W16_UNSIGNED_PART: DR_NAME(dr_affine_loop)(src, DR_W16_UNSIGNED_PART, n, w, k, out, shift, bits, is_signed); break;
-    case DR_W16_SIGNED_FULL: DR_NAME(dr_affine_loop)(src, DR_W16_SIGNED_FULL, n, w, k, out, shift, bits, is_signed); break;
-    case DR_W16_SIGNED_PART: DR_NAME(dr_affine_loop)(src, DR_W16_SIGNED_PART, n, w, k, out, shift, bits, is_signed); break;
-    case DR_W16_UNSIGNED_LOW: DR_NAME(dr_affine_loop)(src, DR_W16_UNSIGNED_LOW, n, w, k, out, shift, bits, is_signed); break;
-    case DR_W8_SIGNED_PART: DR_NAME(dr_affine_loop)(src, DR_W8_SIGNED_PART, n, w, k, out, shift, bits, is_signed); break;
-    case DR_W8_UNSIGNED_LOW: DR_NAME(dr_affine_loop)(src, DR_W8_UNSIGNED_LOW, n, w, k, out, shift, bits, is_signed); break;
-    default: DR_NAME(dr_affine_loop)(src, DR_W8_UNSIGNED_PART, n, w, k, out, shift, bits, is_signed); break;
+    case DR_W16_UNSIGNED_FULL: DR_NAME(dr_affine_loop)(src, DR_W16_UNSIGNED_FULL, n, w, k, out, shift, bits, is_signed, stream); break;
+    case DR_W16_UNSIGNED_PART: DR_NAME(dr_affine_loop)(src, DR_W16_UNSIGNED_PART, n, w, k, out, shift, bits, is_signed, stream); break;
+    case DR_W16_SIGNED_FULL: DR_NAME(dr_affine_loop)(src, DR_W16_SIGNED_FULL, n, w, k, out, shift, bits, is_signed, stream); break;
+    case DR_W16_SIGNED_PART: DR_NAME(dr_affine_loop)(src, DR_W16_SIGNED_PART, n, w, k, out, shift, bits, is_signed, stream); break;
+    case DR_W16_UNSIGNED_LOW: DR_NAME(dr_affine_loop)(src, DR_W16_UNSIGNED_LOW, n, w, k, out, shift, bits, is_signed, stream); break;
+    case DR_W8_SIGNED_PART: DR_NAME(dr_affine_loop)(src, DR_W8_SIGNED_PART, n, w, k, out, shift, bits, is_signed, stream); break;
+    case DR_W8_UNSIGNED_LOW: DR_NAME(dr_affine_loop)(src, DR_W8_UNSIGNED_LOW, n, w, k, out, shift, bits, is_signed, stream); break;
+    default: DR_NAME(dr_affine_loop)(src, DR_W8_UNSIGNED_PART, n, w, k, out, shift, bits, is_signed, stream); break;
     }
 }
 

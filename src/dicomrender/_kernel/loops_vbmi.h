@@ -5,7 +5,7 @@
 #ifndef DICOMRENDER_LOOPS_VBMI_H
 #define DICOMRENDER_LOOPS_VBMI_H
 
-#include "simd_common.h"
+#include "simd_x86.h"
 
 #define DR_VBMI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,fma")))
 
@@ -60,7 +60,7 @@ DR_VBMI_ATTR DR_INLINE __m512i dr_rgb_words(__m512 lo, __m512 hi, __m512 a, __m5
 
 DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const int format, size_t n,
                                                const dr_affine *restrict w, uint8_t *restrict out, int shift,
-                                               int bits, int is_signed)
+                                               int bits, int is_signed, const int stream)
 {
     const int itemsize = dr_format_itemsize(format);
     const dr_bits_avx512 extract = dr_make_bits_avx512(shift, bits);
@@ -77,7 +77,6 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_loop(const void *restrict src, const i
     const __m512i blue = _mm512_loadu_si512((const void *)dr_rgb.blue);
     const __m512i last = _mm512_loadu_si512((const void *)dr_rgb.last);
     const __mmask64 middle_blue = dr_rgb.middle_blue;
-    const int stream = 3 * n >= DR_STREAM_BYTES;
     size_t i = stream ? dr_align_head(out, 3, 64, n) : 0;
     dr_affine_range(src, itemsize, 0, i, w, 3, out, shift, bits, is_signed);
     for (; i + 64 <= n; i += 64) {
@@ -129,14 +128,14 @@ DR_VBMI_ATTR DR_INLINE void dr_affine_rgb_formats(const dr_call *c, size_t start
     const dr_affine *w = c->affine;
     int shift = c->shift, bits = c->bits, is_signed = c->is_signed;
     switch (dr_word_format(itemsize, shift, bits, is_signed)) {
-    case DR_W16_UNSIGNED_FULL: dr_affine_rgb_loop(src, DR_W16_UNSIGNED_FULL, n, w, out, shift, bits, is_signed); break;
-    case DR_W16_UNSIGNED_PART: dr_affine_rgb_loop(src, DR_W16_UNSIGNED_PART, n, w, out, shift, bits, is_signed); break;
-    case DR_W16_SIGNED_FULL: dr_affine_rgb_loop(src, DR_W16_SIGNED_FULL, n, w, out, shift, bits, is_signed); break;
-    case DR_W16_SIGNED_PART: dr_affine_rgb_loop(src, DR_W16_SIGNED_PART, n, w, out, shift, bits, is_signed); break;
-    case DR_W16_UNSIGNED_LOW: dr_affine_rgb_loop(src, DR_W16_UNSIGNED_LOW, n, w, out, shift, bits, is_signed); break;
-    case DR_W8_SIGNED_PART: dr_affine_rgb_loop(src, DR_W8_SIGNED_PART, n, w, out, shift, bits, is_signed); break;
-    case DR_W8_UNSIGNED_LOW: dr_affine_rgb_loop(src, DR_W8_UNSIGNED_LOW, n, w, out, shift, bits, is_signed); break;
-    default: dr_affine_rgb_loop(src, DR_W8_UNSIGNED_PART, n, w, out, shift, bits, is_signed); break;
+    case DR_W16_UNSIGNED_FULL: dr_affine_rgb_loop(src, DR_W16_UNSIGNED_FULL, n, w, out, shift, bits, is_signed, c->stream); break;
+    case DR_W16_UNSIGNED_PART: dr_affine_rgb_loop(src, DR_W16_UNSIGNED_PART, n, w, out, shift, bits, is_signed, c->stream); break;
+    case DR_W16_SIGNED_FULL: dr_affine_rgb_loop(src, DR_W16_SIGNED_FULL, n, w, out, shift, bits, is_signed, c->stream); break;
+    case DR_W16_SIGNED_PART: dr_affine_rgb_loop(src, DR_W16_SIGNED_PART, n, w, out, shift, bits, is_signed, c->stream); break;
+    case DR_W16_UNSIGNED_LOW: dr_affine_rgb_loop(src, DR_W16_UNSIGNED_LOW, n, w, out, shift, bits, is_signed, c->stream); break;
+    case DR_W8_SIGNED_PART: dr_affine_rgb_loop(src, DR_W8_SIGNED_PART, n, w, out, shift, bits, is_signed, c->stream); break;
+    case DR_W8_UNSIGNED_LOW: dr_affine_rgb_loop(src, DR_W8_UNSIGNED_LOW, n, w, out, shift, bits, is_signed, c->stream); break;
+    default: dr_affine_rgb_loop(src, DR_W8_UNSIGNED_PART, n, w, out, shift, bits, is_signed, c->stream); break;
     }
 }
 
@@ -159,7 +158,7 @@ DR_VBMI_ATTR static void dr_affine_u16_avx512vbmi(const dr_call *c, size_t start
  * bit 7 for up to 256 entries). */
 DR_VBMI_ATTR DR_INLINE void dr_narrow_loop(const void *restrict src, const int format, size_t n,
                                            const dr_narrow *restrict t, uint8_t *restrict out, int shift, int bits,
-                                           int is_signed, const int wide)
+                                           int is_signed, const int wide, const int stream)
 {
     const int itemsize = dr_format_itemsize(format);
     const dr_bits_avx512 extract = dr_make_bits_avx512(shift, bits);
@@ -167,7 +166,6 @@ DR_VBMI_ATTR DR_INLINE void dr_narrow_loop(const void *restrict src, const int f
     const __m512i t0 = _mm512_loadu_si512((const void *)t->table), t1 = _mm512_loadu_si512((const void *)(t->table + 64));
     const __m512i t2 = _mm512_loadu_si512((const void *)(t->table + 128));
     const __m512i t3 = _mm512_loadu_si512((const void *)(t->table + 192));
-    const int stream = n >= DR_STREAM_BYTES;
     size_t i = stream ? dr_align_head(out, 1, 64, n) : 0;
     dr_narrow_range(src, itemsize, 0, i, t, out, shift, bits, is_signed);
     for (; i + 64 <= n; i += 64) {
@@ -192,14 +190,14 @@ DR_VBMI_ATTR DR_INLINE void dr_narrow_formats(const dr_call *c, const void *src,
     const dr_narrow *t = c->narrow;
     int shift = c->shift, bits = c->bits, is_signed = c->is_signed;
     switch (dr_word_format(c->itemsize, shift, bits, is_signed)) {
-    case DR_W16_UNSIGNED_FULL: dr_narrow_loop(src, DR_W16_UNSIGNED_FULL, n, t, out, shift, bits, is_signed, wide); break;
-    case DR_W16_UNSIGNED_PART: dr_narrow_loop(src, DR_W16_UNSIGNED_PART, n, t, out, shift, bits, is_signed, wide); break;
-    case DR_W16_SIGNED_FULL: dr_narrow_loop(src, DR_W16_SIGNED_FULL, n, t, out, shift, bits, is_signed, wide); break;
-    case DR_W16_SIGNED_PART: dr_narrow_loop(src, DR_W16_SIGNED_PART, n, t, out, shift, bits, is_signed, wide); break;
-    case DR_W16_UNSIGNED_LOW: dr_narrow_loop(src, DR_W16_UNSIGNED_LOW, n, t, out, shift, bits, is_signed, wide); break;
-    case DR_W8_SIGNED_PART: dr_narrow_loop(src, DR_W8_SIGNED_PART, n, t, out, shift, bits, is_signed, wide); break;
-    case DR_W8_UNSIGNED_LOW: dr_narrow_loop(src, DR_W8_UNSIGNED_LOW, n, t, out, shift, bits, is_signed, wide); break;
-    default: dr_narrow_loop(src, DR_W8_UNSIGNED_PART, n, t, out, shift, bits, is_signed, wide); break;
+    case DR_W16_UNSIGNED_FULL: dr_narrow_loop(src, DR_W16_UNSIGNED_FULL, n, t, out, shift, bits, is_signed, wide, c->stream); break;
+    case DR_W16_UNSIGNED_PART: dr_narrow_loop(src, DR_W16_UNSIGNED_PART, n, t, out, shift, bits, is_signed, wide, c->stream); break;
+    case DR_W16_SIGNED_FULL: dr_narrow_loop(src, DR_W16_SIGNED_FULL, n, t, out, shift, bits, is_signed, wide, c->stream); break;
+    case DR_W16_SIGNED_PART: dr_narrow_loop(src, DR_W16_SIGNED_PART, n, t, out, shift, bits, is_signed, wide, c->stream); break;
+    case DR_W16_UNSIGNED_LOW: dr_narrow_loop(src, DR_W16_UNSIGNED_LOW, n, t, out, shift, bits, is_signed, wide, c->stream); break;
+    case DR_W8_SIGNED_PART: dr_narrow_loop(src, DR_W8_SIGNED_PART, n, t, out, shift, bits, is_signed, wide, c->stream); break;
+    case DR_W8_UNSIGNED_LOW: dr_narrow_loop(src, DR_W8_UNSIGNED_LOW, n, t, out, shift, bits, is_signed, wide, c->stream); break;
+    default: dr_narrow_loop(src, DR_W8_UNSIGNED_PART, n, t, out, shift, bits, is_signed, wide, c->stream); break;
     }
 }
 

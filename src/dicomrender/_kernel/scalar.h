@@ -76,7 +76,8 @@ typedef struct {
 enum { DR_VALUES_U8, DR_VALUES_U16, DR_VALUES_U32, DR_VALUES_F32, DR_VALUES_F64 };
 
 /* One kernel call: the input, the output and the parameters of whichever loop runs.  The
- * threads split [0, n) into chunks; each runs a dr_loop on its own [start, start + count). */
+ * threads split [0, n) into chunks; each runs a dr_loop on its own [start, start + count), and the
+ * bytes of a chunk do not depend on which thread runs it. */
 typedef struct {
     const void *src;
     int itemsize;                 /* bytes per input word */
@@ -89,7 +90,13 @@ typedef struct {
     const dr_window *windows;     /* fused float64: k windows */
     const dr_affine *affine;      /* affine: k parameter sets */
     const dr_narrow *narrow;      /* narrow table */
+    int stream;                   /* the whole output is large enough for streaming stores */
 } dr_call;
+
+/* Outputs of at least this many bytes (the whole call's) bypass the caches with streaming stores:
+ * they cannot stay cached anyway, and the cache-line reads before each write are saved.  Decided
+ * per call, not per chunk, so every thread of a call writes the same way. */
+#define DR_STREAM_BYTES ((size_t)24 << 20)
 
 typedef void dr_loop(const dr_call *call, size_t start, size_t count);
 

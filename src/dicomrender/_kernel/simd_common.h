@@ -1,5 +1,5 @@
-/* What the x86 vector targets share: how the stored bits sit in a word (the extraction mode),
- * the alignment of streaming stores, and the byte shuffles of the RGB interleave.
+/* What the vector targets (x86 and Arm) share: how the stored bits sit in a word (the extraction
+ * mode), the alignment of streaming stores, and the generic interleave of two and four channels.
  *
  * The vector loops work on 16-bit lanes: the stored bits are extracted in 16-bit lanes
  * (sign-extended values are biased by 0x8000 to stay unsigned), then each lane is widened
@@ -9,8 +9,6 @@
  * exactly as dr_affine_px does. */
 #ifndef DICOMRENDER_SIMD_COMMON_H
 #define DICOMRENDER_SIMD_COMMON_H
-
-#include <immintrin.h>
 
 #include "scalar.h"
 
@@ -60,10 +58,6 @@ static inline float dr_affine_origin(const dr_affine *w, int is_signed)
     return (float)(8388608 + (is_signed ? 32768 : 0) + w->pivot);
 }
 
-/* Outputs at least this large (per thread) bypass the caches with streaming stores: they
- * cannot stay cached anyway, and the cache-line reads before each write are saved. */
-#define DR_STREAM_BYTES ((size_t)24 << 20)
-
 /* First index i < n from which out + k * i is aligned to `align` bytes (k = 1 or 3). */
 static inline size_t dr_align_head(const uint8_t *out, int k, size_t align, size_t n)
 {
@@ -72,23 +66,6 @@ static inline size_t dr_align_head(const uint8_t *out, int k, size_t align, size
     else head = (miss * (align == 64 ? 43 : 11)) & (align - 1); /* 3 * 43 = 1 mod 64, 3 * 11 = 1 mod 32 */
     return head < n ? head : n;
 }
-
-/* Byte shuffles taking three 16-byte channel vectors to 48 interleaved bytes (pixel-major):
- * [output block q][channel]; 0x80 gives a zero byte. */
-static const uint8_t dr_rgb_shuffle[3][3][16] = {
-    /* output block 0: R0 G0 B0 R1 ... R5 */
-    {{0, 0x80, 0x80, 1, 0x80, 0x80, 2, 0x80, 0x80, 3, 0x80, 0x80, 4, 0x80, 0x80, 5},
-     {0x80, 0, 0x80, 0x80, 1, 0x80, 0x80, 2, 0x80, 0x80, 3, 0x80, 0x80, 4, 0x80, 0x80},
-     {0x80, 0x80, 0, 0x80, 0x80, 1, 0x80, 0x80, 2, 0x80, 0x80, 3, 0x80, 0x80, 4, 0x80}},
-    /* output block 1: G5 B5 R6 ... G10 */
-    {{0x80, 0x80, 6, 0x80, 0x80, 7, 0x80, 0x80, 8, 0x80, 0x80, 9, 0x80, 0x80, 10, 0x80},
-     {5, 0x80, 0x80, 6, 0x80, 0x80, 7, 0x80, 0x80, 8, 0x80, 0x80, 9, 0x80, 0x80, 10},
-     {0x80, 5, 0x80, 0x80, 6, 0x80, 0x80, 7, 0x80, 0x80, 8, 0x80, 0x80, 9, 0x80, 0x80}},
-    /* output block 2: B10 R11 G11 ... B15 */
-    {{0x80, 11, 0x80, 0x80, 12, 0x80, 0x80, 13, 0x80, 0x80, 14, 0x80, 0x80, 15, 0x80, 0x80},
-     {0x80, 0x80, 11, 0x80, 0x80, 12, 0x80, 0x80, 13, 0x80, 0x80, 14, 0x80, 0x80, 15, 0x80},
-     {10, 0x80, 0x80, 11, 0x80, 0x80, 12, 0x80, 0x80, 13, 0x80, 0x80, 14, 0x80, 0x80, 15}},
-};
 
 /* Interleave k channel blocks of `count` bytes into out (pixel-major); three channels have
  * the targets' RGB interleave, this serves two and four. */

@@ -1,7 +1,7 @@
 /* The AVX-512 target (F, BW, VL): its name, its attribute and the vector operations loops.h is
  * written in, on 512-bit vectors (32 16-bit lanes).  kernel.h includes this, then loops.h, then
  * simd_ops_end.h, which forgets these names for the next target. */
-#include "simd_common.h"
+#include "simd_x86.h"
 
 #define DR_SUFFIX avx512
 #define DR_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,fma")))

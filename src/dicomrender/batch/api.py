@@ -23,20 +23,35 @@ Guarantees, in the order users care about them:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import importlib.util
+import math
 import os
 import sys
 import time
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .._types import Window
+from ..dicom.header import DEFAULT_MAX_MEMORY, check_max_memory
 from ..engine.threads import usable_cpus
 from ..io import FORMAT_SUFFIXES, check_channels, remove_stale_temporaries
 from ..presets import get_preset
-from .distributed import run_dask
-from .model import FAILED, ConvertOptions, ConvertRecord, ConvertReport, ConvertTask, Done
+from .distributed import dask_client, run_dask
+from .model import (
+    FAILED,
+    INTERRUPTED,
+    REPORT_COLUMNS,
+    ConvertOptions,
+    ConvertRecord,
+    ConvertReport,
+    ConvertTask,
+    Done,
+    Work,
+)
 from .pool import run_pool
-from .walk import collect_tasks, frame_name_clashes
-from .worker import convert_file
+from .walk import collect_tasks, frame_name_candidates, settle_frame_names
+from .worker import convert_file, plan_file
 
 __all__ = ["convert"]
 
@@ -74,17 +89,20 @@ def _check_options(preset, window, format, quality, compress_level, frames, jobs
             raise ValueError(f"frames must be 'all', 'first' or a 0-based frame index, got {frames}")
     if jobs is not None and int(jobs) < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    if timeout is not None and not float(timeout) > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    if timeout is not None and not 0 < float(timeout) < math.inf:
+        raise ValueError(f"timeout must be a number of seconds > 0 (leave it out for no limit), got {timeout}")
     if timeout is not None and scheduler is not None:
         raise ValueError("timeout applies to the local process pool; it cannot be combined with a scheduler")
+    if scheduler is not None and not hasattr(scheduler, "submit") and importlib.util.find_spec("distributed") is None:
+        raise ImportError("scheduler= needs dask.distributed: pip install 'dicomrender[dask]'")
     return names, center_width, frames
 
 
 def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] = None, format: str = "jpeg",
             quality: int = 95, compress_level: int = 6, frames: Union[str, int] = "all", jobs: Optional[int] = None,
             scheduler=None, overwrite: bool = False, report=None, progress: Optional[bool] = None,
-            timeout: Optional[float] = None, fsync: bool = False, strict: bool = True) -> ConvertReport:
+            timeout: Optional[float] = None, fsync: bool = False, strict: bool = True,
+            max_memory: Optional[int] = DEFAULT_MAX_MEMORY) -> ConvertReport:
     """Convert DICOM files and folder trees to JPEG or PNG images under ``outdir``.
 
     Parameters
@@ -135,6 +153,11 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
         power loss; slower).
     strict : bool
         Refuse HU presets on images without Hounsfield units.
+    max_memory : int, optional
+        The memory budget of each file's render, in bytes (see
+        :func:`dicomrender.render`): a file whose render would need more
+        fails with ``PixelLimitError`` before it is decoded.  Default 4 GiB;
+        ``None``: no limit.
 
     Returns
     -------
@@ -146,22 +169,39 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     FileNotFoundError
         A source does not exist.
     ValueError, DicomRenderError
-        Bad arguments (unknown preset, invalid window, ...), before any file is touched.
+        Bad arguments (unknown preset, invalid window, an output folder that is
+        a file, a report that is a folder...), before any file is touched.
+    KeyboardInterrupt, SystemExit
+        Passed on once the workers are stopped, with the report of what
+        finished as the exception's ``report`` attribute (the files whose
+        record did not come back are ``failed``, error ``Interrupted``: their
+        images may be written or not); with ``report=``, that report is written.
+
+    Notes
+    -----
+    This process reads no input file unless ``jobs=1`` without ``timeout``:
+    the names of the outputs are planned from file names, and the few files
+    whose frame names another file's name could take have their headers
+    read by workers first (see ``dicomrender.batch.walk``).  Inputs that get no
+    output have a record: non-DICOM files, symlinked folders inside a source
+    folder (``skipped``, not followed), name clashes, folders that cannot be
+    read (``failed``).
     """
     started = time.monotonic()
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     names, center_width, frames = _check_options(preset, window, format, quality, compress_level, frames, jobs,
                                                  timeout, scheduler)
+    _check_paths(outdir, report)
+    max_memory = check_max_memory(max_memory)
     jobs = int(jobs) if jobs is not None else usable_cpus()
-    tasks, collisions, protected = collect_tasks(sources, outdir)
-    tasks, clashes = frame_name_clashes(tasks, frames)
-    collisions += clashes
+    tasks, planned, protected = collect_tasks(sources, outdir)
     os.makedirs(outdir, exist_ok=True)
     outdir_real = os.path.realpath(outdir)
     remove_stale_temporaries(outdir_real)
     options = ConvertOptions(outdir_real, names, center_width, format.lower(), int(quality), int(compress_level),
-                             frames, bool(overwrite), bool(fsync), bool(strict), threads=1, protected=protected)
+                             frames, bool(overwrite), bool(fsync), bool(strict), threads=1, protected=protected,
+                             max_memory=max_memory)
     records: List[Optional[ConvertRecord]] = [None] * len(tasks)
     bar = _progress_bar(len(tasks), progress)
     failures = [0]
@@ -174,27 +214,97 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
                 bar.set_postfix(failed=failures[0], refresh=False)
             bar.update(1)
 
-    try:
-        if scheduler is not None:
-            run_dask(tasks, options, scheduler, jobs, done)
+    def run(indices: List[int], work: Work, done_with: Done) -> None:
+        """``work`` for ``tasks[i]`` of ``indices``, calling ``done_with(i, record)``: this process converts
+        only when asked to (``jobs=1`` without a timeout); else its workers read the files."""
+        subset = [tasks[i] for i in indices]
+        back: Done = lambda k, record: done_with(indices[k], record)  # noqa: E731
+        if client is not None:
+            run_dask(subset, options, client, back, work)
         elif jobs == 1 and timeout is None:
-            _run_serial(tasks, options, done)
+            for k, task in enumerate(subset):
+                back(k, work(task, options))
         else:
-            run_pool(tasks, options, jobs, timeout, done)
+            run_pool(subset, options, jobs, timeout, back, work)
+
+    client = None
+    try:
+        with dask_client(scheduler, jobs) if scheduler is not None else contextlib.nullcontext() as client:
+            candidates = frame_name_candidates(tasks)
+            if candidates:  # see walk: the bases' headers, read by workers, settle who writes which name
+                plans: Dict[int, ConvertRecord] = {}
+                run(sorted(candidates), plan_file, plans.__setitem__)
+                final, reserved = settle_frame_names(tasks, candidates, plans)
+                for index, record in sorted(final.items()):
+                    done(index, record)
+                for index, stems in reserved.items():
+                    tasks[index] = dataclasses.replace(tasks[index], reserved=stems)
+            run([i for i, r in enumerate(records) if r is None], convert_file, done)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Stopped (Ctrl-C, or SIGTERM turned into an exception by the command): the workers are gone
+        # (the executors' own cleanup); report what finished, and the rest as not converted.
+        result = _report(tasks, records, planned, outdir_real, started, interrupted=True)
+        setattr(exc, "report", result)  # noqa: B010 (an attribute of a built-in exception)
+        if report is not None:
+            result.write_csv(report)
+        raise
     finally:
         if bar is not None:
             bar.close()
-    result = ConvertReport([r for r in records if r is not None] + collisions, outdir_real,
-                           time.monotonic() - started)
-    result.records.sort(key=lambda r: r.source)
+    result = _report(tasks, records, planned, outdir_real, started)
     if report is not None:
         result.write_csv(report)
     return result
 
 
-def _run_serial(tasks: List[ConvertTask], options: ConvertOptions, done: Done) -> None:
-    for index, task in enumerate(tasks):
-        done(index, convert_file(task, options))
+def _report(tasks: List[ConvertTask], records: List[Optional[ConvertRecord]], planned: List[ConvertRecord],
+            outdir: str, started: float, interrupted: bool = False) -> ConvertReport:
+    rows = [r if r is not None else
+            ConvertRecord(task.source, FAILED, error=INTERRUPTED,
+                          message="the run was interrupted before this file's record came back (its images may be "
+                                  "written or not); rerun the same command to finish")
+            for task, r in zip(tasks, records) if r is not None or interrupted]
+    result = ConvertReport(rows + planned, outdir, time.monotonic() - started)
+    result.records.sort(key=lambda r: r.source)
+    return result
+
+
+def _check_paths(outdir, report) -> None:
+    """Refuse an output folder or a report that cannot be written, before any file is touched."""
+    outdir = os.fspath(outdir)
+    if os.path.lexists(outdir) and not os.path.isdir(outdir):
+        raise ValueError(f"the output folder {outdir!r} exists and is not a folder")
+    _check_creatable(outdir, "the output folder")
+    if report is None:
+        return
+    report = os.fspath(report)
+    if os.path.isdir(report) or report.endswith(os.sep):
+        raise ValueError(f"the report {report!r} is a folder: give the name of a CSV file")
+    _check_creatable(os.path.dirname(os.path.abspath(report)), "the report's folder")
+    if os.path.lexists(report):
+        try:
+            with open(report, "rb") as f:
+                head = f.read(len(_REPORT_HEADER))
+        except OSError as exc:
+            raise ValueError(f"the report {report!r} cannot be replaced: {exc.strerror or exc}") from None
+        if head != _REPORT_HEADER:  # e.g. an input named by mistake: never replace it
+            raise ValueError(f"the report {report!r} exists and is not a report of convert: it is not replaced")
+
+
+#: The first line of every report: an existing file without it is not replaced by one.
+_REPORT_HEADER = (",".join(REPORT_COLUMNS) + "\n").encode()
+
+
+def _check_creatable(folder: str, what: str) -> None:
+    """The nearest existing folder of ``folder`` (itself or a parent) must be a folder."""
+    path = os.path.abspath(folder)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if not os.path.isdir(path):
+        raise ValueError(f"{what} {folder!r} cannot be created: {path!r} is not a folder")
 
 
 def _progress_bar(total: int, progress: Optional[bool]):

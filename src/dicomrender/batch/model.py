@@ -7,12 +7,16 @@ import os
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
+from ..dicom.header import DEFAULT_MAX_MEMORY
 from ..io import FORMAT_SUFFIXES, write_atomic
 
 __all__ = ["ConvertOptions", "ConvertTask", "ConvertRecord", "ConvertReport", "OK", "SKIPPED", "FAILED",
-           "REPORT_COLUMNS", "Done"]
+           "INTERRUPTED", "REPORT_COLUMNS", "Work", "Done"]
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+
+#: The ``error`` of the record of a file the batch did not get to before it was interrupted.
+INTERRUPTED = "Interrupted"
 
 REPORT_COLUMNS = ("source", "status", "frame", "output", "written", "error", "message")
 
@@ -35,6 +39,8 @@ class ConvertOptions:
     threads: Optional[int] = 1
     #: Input files that live inside the output folder: never replaced by an output.
     protected: frozenset = frozenset()
+    #: The memory budget of each file's render, in bytes (``render(max_memory=)``; None: none).
+    max_memory: Optional[int] = DEFAULT_MAX_MEMORY
 
     @property
     def suffix(self) -> str:
@@ -43,11 +49,16 @@ class ConvertOptions:
 
 @dataclass(frozen=True)
 class ConvertTask:
-    """One input file: where it is, how the report names it, and its output name without suffix."""
+    """One input file: where it is, how the report names it, and its output name without suffix.
+
+    ``reserved``: normcased output names (without suffix) that belong to other
+    inputs and that this one must fail rather than write (see ``walk``).
+    """
 
     path: str
     source: str
     stem: str
+    reserved: frozenset = frozenset()
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,9 @@ class ConvertRecord:
     error: str = ""
     message: str = ""
 
+
+#: The function an executor runs for each task: ``work(task, options) -> record`` (never raises).
+Work = Callable[[ConvertTask, ConvertOptions], ConvertRecord]
 
 #: How an executor hands back the record of task number ``index``: ``done(index, record)``.
 Done = Callable[[int, ConvertRecord], None]
@@ -163,7 +177,14 @@ class ConvertReport:
         return rows
 
     def write_csv(self, path) -> str:
-        """Write :meth:`rows` as CSV (atomically) and return the path."""
+        """Write :meth:`rows` as CSV (atomically) and return the path.
+
+        The file is UTF-8, except that a file name which is not valid UTF-8
+        keeps its own bytes (Python's ``surrogateescape``, the way ``os`` gives
+        such names): every ``source`` and ``output`` names its file exactly.
+        Read it with ``open(path, encoding="utf-8", errors="surrogateescape")``
+        to get the names ``os`` functions accept.
+        """
         import io  # the standard library's
 
         buffer = io.StringIO()
@@ -172,16 +193,18 @@ class ConvertReport:
         writer.writerows(self.rows())
         path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        write_atomic(path, buffer.getvalue().encode("utf-8"), fsync=False)
+        write_atomic(path, buffer.getvalue().encode("utf-8", "surrogateescape"), fsync=False)
         return path
 
     def summary(self) -> str:
         outputs = sum(len(r.outputs) for r in self.ok)
         rate = f", {len(self) / self.elapsed:.1f} files/s" if self.elapsed > 0 else ""
         files = f"{len(self)} file{'' if len(self) == 1 else 's'}"
+        interrupted = sum(r.error == INTERRUPTED for r in self.failed)
+        stopped = f", {interrupted} not finished (interrupted)" if interrupted else ""
         return (f"{files}: {len(self.ok)} ok ({outputs} images, {self.written} written, "
-                f"{outputs - self.written} kept), {len(self.skipped)} skipped, {len(self.failed)} failed"
-                f" in {self.elapsed:.1f} s{rate}")
+                f"{outputs - self.written} kept), {len(self.skipped)} skipped, "
+                f"{len(self.failed) - interrupted} failed{stopped} in {self.elapsed:.1f} s{rate}")
 
     def __repr__(self) -> str:
         return f"<ConvertReport {self.summary()}>"

@@ -4,10 +4,16 @@ A worker that hangs on a file (longer than ``timeout``) is killed, one that
 dies is noticed; either way that file gets a ``failed`` record, a new worker
 takes the dead one's place, the files queued behind it go to the others, and
 the batch goes on.
+
+Workers die with this process, however it ends (an exception, SIGTERM turned
+into one by the command, or SIGKILL): each holds only its own end of its
+pipe, so it sees end-of-file when this process is gone, and on Linux the
+kernel kills it when its parent dies (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import multiprocessing
 import os
@@ -18,9 +24,9 @@ import time
 import warnings
 from collections import deque
 from multiprocessing.connection import wait
-from typing import List, Optional
+from typing import List, Optional, Set
 
-from .model import FAILED, ConvertOptions, ConvertRecord, ConvertTask, Done
+from .model import FAILED, ConvertOptions, ConvertRecord, ConvertTask, Done, Work
 from .worker import convert_file
 
 __all__ = ["run_pool"]
@@ -36,33 +42,82 @@ _PRELOAD = ["dicomrender.batch.pool", "dicomrender.rendering", "PIL.Image", "PIL
 #: one, so a worker never idles for a round trip to this process.
 _QUEUE_DEPTH = 2
 
+#: The longest this process waits for its workers at once (seconds): a timeout of days is waited for in
+#: rounds, because the wait's own argument has a limit.
+_LONGEST_WAIT = 3600.0
 
-def _worker_main(conn, options: ConvertOptions) -> None:
+#: This process's ends of its workers' pipes.  A forked worker inherits copies of them all, its own
+#: included, and must close them: while any copy is open, no worker sees end-of-file when this process dies.
+_PARENT_ENDS: Set = set()
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int, direct: bool) -> None:
+    """Have the kernel kill this worker when its parent dies, and exit if the batch is gone already.
+
+    ``direct``: the worker is a child of the batch's process ``parent_pid``
+    (fork, spawn); else of a forkserver, which exits with the batch's process.
+    The check after ``prctl`` covers a parent that died before it.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: end-of-file on the pipe still ends the worker
+            pass
+    if direct:
+        gone = os.getppid() != parent_pid
+    else:
+        try:
+            os.kill(parent_pid, 0)
+            gone = False
+        except ProcessLookupError:
+            gone = True
+        except OSError:
+            gone = False
+    if gone:
+        os._exit(1)
+
+
+def _worker_main(conn, options: ConvertOptions, work: Work, parent_pid: int, direct: bool) -> None:
+    _die_with_parent(parent_pid, direct)
+    for end in list(_PARENT_ENDS):  # inherited by a fork: see _PARENT_ENDS
+        end.close()
+    _PARENT_ENDS.clear()
     # Ctrl-C goes to the whole process group: the parent decides, workers just stop with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn.send(_READY)
-    while True:
-        try:
+    try:
+        conn.send(_READY)
+        while True:
             item = conn.recv()
-        except (EOFError, OSError):  # the parent is gone
-            return
-        if item is None:
-            return
-        index, task = item
-        conn.send((index, convert_file(task, options)))
+            if item is None:
+                return
+            index, task = item
+            conn.send((index, work(task, options)))
+    except (EOFError, OSError):  # the parent is gone
+        return
 
 
 class _Worker:
     """A worker process and the files sent to it, in the order it converts them."""
 
-    def __init__(self, context, options):
+    def __init__(self, context, options, work: Work):
         self.conn, child = multiprocessing.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, options), daemon=True)
-        with warnings.catch_warnings():
-            # Python 3.12+ warns about forking with native threads; see _pool_context for why it is safe here.
-            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            self.process.start()
-        child.close()
+        _PARENT_ENDS.add(self.conn)
+        direct = context.get_start_method() != "forkserver"
+        self.process = context.Process(target=_worker_main, args=(child, options, work, os.getpid(), direct),
+                                       daemon=True)
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about forking with native threads; see _pool_context for why it is safe.
+                warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+                self.process.start()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            child.close()
         self.queue: deque = deque()  # (index, task); the first is being converted
         self.started = 0.0  # when the first of the queue started
 
@@ -91,6 +146,10 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
         self.process.join()
+        self.close()
+
+    def close(self):
+        _PARENT_ENDS.discard(self.conn)
         self.conn.close()
 
 
@@ -131,19 +190,20 @@ def _exit_description(exitcode) -> str:
 
 
 def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeout: Optional[float],
-             done: Done) -> None:
-    """Run ``tasks`` on ``jobs`` worker processes, calling ``done(index, record)`` for each.
+             done: Done, work: Work = convert_file) -> None:
+    """Run ``work(task, options)`` for ``tasks`` on ``jobs`` worker processes, calling ``done(index, record)``
+    for each.
 
     A worker whose current file takes longer than ``timeout`` seconds is
     killed and replaced; a worker that dies is replaced; either way that file
     gets a ``failed`` record, the files queued behind it go to other workers,
-    and the batch goes on.
+    and the batch goes on.  However this returns or raises, no worker is left.
     """
     context = _pool_context()
     pending = deque(enumerate(tasks))
     workers: List[_Worker] = []
     try:
-        workers.extend(_Worker(context, options) for _ in range(min(jobs, len(tasks))))
+        workers.extend(_Worker(context, options, work) for _ in range(min(jobs, len(tasks))))
         for w in workers:
             w.wait_ready()
         while pending or any(w.queue for w in workers):
@@ -151,9 +211,9 @@ def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeo
                 while pending and len(w.queue) < _QUEUE_DEPTH:
                     w.send(*pending.popleft())
             busy = [w for w in workers if w.queue]
-            wait_for = None
+            wait_for = _LONGEST_WAIT
             if timeout is not None:
-                wait_for = max(0.0, min(w.started + timeout for w in busy) - time.monotonic())
+                wait_for = min(wait_for, max(0.0, min(w.started + timeout for w in busy) - time.monotonic()))
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], wait_for))
             for position, w in enumerate(workers):
                 if not w.queue:
@@ -183,7 +243,7 @@ def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeo
                 w.kill()
                 w.queue.popleft()
                 pending.extendleft(reversed(w.queue))  # the files queued behind it go first
-                workers[position] = _Worker(_pool_context(), options)
+                workers[position] = _Worker(_pool_context(), options, work)
                 done(index, failure)
                 workers[position].wait_ready()
     finally:

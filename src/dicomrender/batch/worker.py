@@ -15,7 +15,7 @@ from ..io import is_complete_image, output_target, write_image
 from .model import FAILED, OK, SKIPPED, ConvertOptions, ConvertRecord, ConvertTask
 from .walk import output_names, selected_frames
 
-__all__ = ["convert_file"]
+__all__ = ["convert_file", "plan_file"]
 
 
 def convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
@@ -38,10 +38,26 @@ def convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     Warnings raised while reading and rendering (odd header values pydicom
     tolerates) go to the record's message instead of the terminal.
     """
+    return _guarded(_convert_file, task, options)
+
+
+def plan_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
+    """The record :func:`convert_file` would give, from the header alone and writing nothing.
+
+    ``ok`` with the output names and frame numbers the file would have, or
+    the ``skipped`` / ``failed`` record of a file that gives no image (which is
+    then final: the file is not read again).  Run by workers, never by the
+    batch's own process, for the files whose frame names another file's name
+    could take (``walk.settle_frame_names``).
+    """
+    return _guarded(_plan_file, task, options)
+
+
+def _guarded(function, task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            record = _convert_file(task, options)
+            record = function(task, options)
         if caught and not record.message:
             texts = list(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))
             text = "; ".join(texts[:3]) + (f"; and {len(texts) - 3} more warnings" if len(texts) > 3 else "")
@@ -54,11 +70,10 @@ def convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
         return ConvertRecord(task.source, FAILED, error=type(exc).__name__, message=message or repr(exc))
 
 
-def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
-    # Unless an output of this file exists already, it is going to be rendered: read it in one go.
-    first = os.path.join(options.outdir, task.stem)
-    new = options.overwrite or not any(os.path.lexists(first + end + options.suffix) for end in ("", "_0001"))
-    ds, size = read_file(task.path, whole=new)
+def _read(task: ConvertTask, options: ConvertOptions, whole: bool):
+    """``(dataset, frame count, selected 0-based frames, output names)``, or the record of a file without
+    an image."""
+    ds, size = read_file(task.path, whole=whole)
     complete = parsed_to_end(ds, task.path, size)
     if not has_pixel_data(ds):
         meta = getattr(ds, "file_meta", None)
@@ -71,8 +86,32 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
                              filename=task.path, attribute="PixelData")
     count = frame_count(ds, task.path)
     indices = selected_frames(count, options.frames, task.path)
+    names = output_names(task.stem, count, indices, options.suffix)
+    for name in names:
+        stem = os.path.normcase(name[:-len(options.suffix)])
+        if stem in task.reserved:
+            raise OutputPathError(f"output {name!r} belongs to another input file of the batch (this file "
+                                  f"changed since its frame names were planned)", attribute="output")
+    return ds, count, indices, names
+
+
+def _plan_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
+    read = _read(task, options, whole=False)
+    if isinstance(read, ConvertRecord):
+        return read
+    _, count, indices, names = read
+    return ConvertRecord(task.source, OK, tuple(names), tuple(i + 1 for i in indices) if count > 1 else ())
+
+
+def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
+    # Unless an output of this file exists already, it is going to be rendered: read it in one go.
+    first = os.path.join(options.outdir, task.stem)
+    new = options.overwrite or not any(os.path.lexists(first + end + options.suffix) for end in ("", "_0001"))
+    read = _read(task, options, whole=new)
+    if isinstance(read, ConvertRecord):
+        return read
+    ds, count, indices, names = read
     suffix = options.suffix
-    names = output_names(task.stem, count, indices, suffix)
     targets = [output_target(options.outdir, name) for name in names]
     for target in targets:
         if options.protected and os.path.realpath(target) in options.protected:
@@ -84,7 +123,8 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
         return record
     # rendering.render, looked up per call: a wrapper installed on the module (tests, profilers) is used.
     render = rendering.render
-    kwargs: Dict[str, Any] = dict(window=options.window, strict=options.strict, threads=options.threads)
+    kwargs: Dict[str, Any] = dict(window=options.window, strict=options.strict, threads=options.threads,
+                                  max_memory=options.max_memory)
     preset = list(options.preset) if isinstance(options.preset, tuple) else options.preset
     if count == 1:
         images = {0: render(ds, preset, **kwargs)}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+import math
+from typing import Callable, Optional
 
 from ..dicom.header import frame_count
 from ..dicom.source import read_dataset
 from ..errors import InvalidDatasetError
 
-__all__ = ["add_window_choice", "add_strict", "add_window_options", "preset_arg", "default_frame"]
+__all__ = ["add_window_choice", "add_strict", "add_window_options", "preset_arg", "default_frame", "int_in",
+           "QUALITY", "COMPRESS_LEVEL", "positive_seconds"]
 
 
 def add_window_choice(parser: argparse.ArgumentParser, preset_help: str) -> None:
@@ -32,6 +34,38 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
                         help="force (--invert) or suppress (--no-invert) inversion")
     add_strict(parser)
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` to ``high``; anything else is a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    parse.__name__ = f"integer {low}-{high}"
+    return parse
+
+
+#: ``--quality`` (JPEG, 1-100) and ``--compress-level`` (PNG, 0-9), for every subcommand that writes images.
+QUALITY = int_in(1, 100)
+COMPRESS_LEVEL = int_in(0, 9)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
 
 
 def preset_arg(text: Optional[str]):

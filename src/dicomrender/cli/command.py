@@ -2,7 +2,9 @@
 
 Subcommands: ``render`` (one file), ``demo`` (bundled sample data),
 ``presets`` (the preset table), ``convert`` (batch conversion).  Exit status
-0 on success, 1 when rendering failed, 2 on bad usage.
+0 on success, 1 when rendering failed, 2 on bad usage (bad arguments, an
+unknown preset, an invalid window, an unknown output format), each with
+``dicomrender COMMAND: error: ...`` on stderr.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from ..errors import DicomRenderError
-from . import convert, demo, presets, render
+from ..errors import DicomRenderError, InvalidArgumentError, UnknownPresetError
+from . import convert, demo, presets, render, series
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``--help`` lists them: modules with ``add_parser(subparsers)``, which
 #: adds the subcommand with a ``handler(args) -> exit status`` default.
-SUBCOMMANDS: list = [render, demo, presets, convert]
+SUBCOMMANDS: list = [render, demo, presets, convert, series]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +36,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except (InvalidArgumentError, UnknownPresetError) as exc:  # usage found only once the file is rendered
+        print(f"dicomrender {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (DicomRenderError, OSError, ValueError) as exc:
-        print(f"dicomrender: error: {exc}", file=sys.stderr)
+        print(f"dicomrender {args.command}: error: {exc}", file=sys.stderr)
         return 1

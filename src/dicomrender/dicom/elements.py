@@ -29,6 +29,10 @@ __all__ = ["parse_elements", "tag_of", "has", "get", "integer", "number", "value
 #: pixel data (7FE0); with Modality and SOP Class (0008,0060 / 0008,0016).
 _RENDER_GROUPS = frozenset((0x0028, 0x5200, 0x7FE0))
 _RENDER_TAGS = frozenset((0x00080016, 0x00080060))
+#: Deepest nesting of sequences parsed in those groups: real functional groups nest two or three deep.
+MAX_DEPTH = 16
+#: Most elements and items parsed inside those sequences (a 20,000-frame enhanced image has ~400,000).
+MAX_NESTED = 2_000_000
 
 
 #: VRs whose values pydicom decodes without the character set and whose raw VR is the dictionary's.
@@ -84,32 +88,70 @@ def _elements(ds) -> Optional[dict]:
     return elements if isinstance(elements, dict) else None
 
 
+def _is_sequence(tag: BaseTag, element) -> bool:
+    """Whether pydicom makes a sequence of ``element``, read from its raw VR (or, in implicit VR, from the
+    dictionary or an undefined length) without converting it."""
+    vr = element.VR
+    if vr is None:
+        try:
+            vr = pydicom.datadict.dictionary_VR(tag)
+        except KeyError:
+            vr = None
+    return vr == "SQ" or element.length == 0xFFFFFFFF and vr in (None, "UN")
+
+
 def parse_elements(ds: Dataset, filename: Optional[str], nested: bool = False) -> None:
     """Decode the elements rendering reads, now: pydicom decodes lazily, and a corrupt element
     (unknown VR, odd length for US...) would otherwise surface later as an arbitrary exception.
 
     Only those groups, not the whole header: decoding every element of a real CT header costs
-    1-3 ms, ten times the windowing.  Inside the sequences of those groups everything is decoded.
+    1-3 ms, ten times the windowing.  Inside the sequences of those groups, the same groups again
+    (a functional group's Plane Position is never read).  Sequences nest at most :data:`MAX_DEPTH`
+    deep and hold at most :data:`MAX_NESTED` elements and items: pydicom parses each nested value
+    from a copy of it, so a sequence nested a thousand times in a 1.5 MB file cost 1.5 GB.
+
+    Raises
+    ------
+    InvalidDatasetError
+        Naming the element, when it cannot be decoded or nests too deep or holds too much.
     """
+    _parse_level(ds, filename, 0 if not nested else 1, [MAX_NESTED], None)
+
+
+def _parse_level(ds: Dataset, filename: Optional[str], depth: int, budget: list, outer: Optional[str]) -> None:
     own_elements = _elements(ds)
     own = own_elements is not None
     elements: dict = own_elements if own_elements is not None else dict.fromkeys(ds.keys())
-    plain = not nested and _default_conversion()
-    for tag, element in list(elements.items()):
-        if not nested and tag.group not in _RENDER_GROUPS and tag not in _RENDER_TAGS:
+    plain = _default_conversion()
+    # tags only: holding the raw elements of a level while its sequences are parsed would keep a copy
+    # of every nesting level's value alive at once
+    for tag in list(elements):
+        if depth:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise InvalidDatasetError(f"{outer} holds more than {MAX_NESTED} nested elements and items: refused",
+                                          filename=filename, attribute=outer)
+        if tag.group not in _RENDER_GROUPS and tag not in _RENDER_TAGS:
             continue
+        element = elements[tag] if own else ds.get_item(tag)
         if type(element) is DataElement and element.VR != "SQ":
             continue  # decoded already (a second render of the same dataset)
-        if plain and type(element) is RawDataElement:
-            vr = _plain_vr(tag)
-            decoded = _decode_plain(element, vr) if vr else None
-            if decoded is not None:
-                # what Dataset.__setitem__ does for a public element that is neither pixel data nor a sequence
-                if own:
-                    elements[tag] = decoded
-                else:
-                    ds[tag] = decoded
-                continue
+        raw = type(element) is RawDataElement
+        if depth >= MAX_DEPTH and (_is_sequence(tag, element) if raw else element.VR == "SQ"):
+            raise InvalidDatasetError(f"{keyword_of(tag)} is nested more than {MAX_DEPTH} sequences deep in {outer}: "
+                                      f"refused", filename=filename, attribute=outer)
+        if raw:
+            if plain:
+                vr = _plain_vr(tag)
+                decoded = _decode_plain(element, vr) if vr else None
+                if decoded is not None:
+                    # what Dataset.__setitem__ does for a public element that is neither pixel data nor a sequence
+                    if own:
+                        elements[tag] = decoded
+                    else:
+                        ds[tag] = decoded
+                    continue
+        del element
         try:
             element = ds[tag]
         except Exception as exc:
@@ -117,8 +159,11 @@ def parse_elements(ds: Dataset, filename: Optional[str], nested: bool = False) -
             raise InvalidDatasetError(f"cannot decode element {tag} {keyword}: {type(exc).__name__}: {exc}",
                                       filename=filename, attribute=keyword) from None
         if element.VR == "SQ":
-            for item in element.value or ():
-                parse_elements(item, filename, nested=True)
+            items = element.value or ()
+            del element
+            for item in items:
+                budget[0] -= 1
+                _parse_level(item, filename, depth + 1, budget, outer or keyword_of(tag))
 
 
 _TAGS: dict = {}

@@ -8,15 +8,16 @@ decoders, each frame's codestream checked against the header first (:mod:`.codes
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import pydicom.uid
 from pydicom.pixels import get_decoder
+from pydicom.pixels.utils import as_pixel_options
 
 from ..errors import DicomRenderError, MissingCodecError, PixelDataError, UnsupportedImageError
-from . import codestream
-from .elements import integer, tag_of
+from . import codestream, fragments
+from .elements import get, has, integer, tag_of
 from .header import ImageInfo
 
 __all__ = ["Frames", "read_frames"]
@@ -41,6 +42,11 @@ def read_frames(info: ImageInfo, indices: Sequence[int]) -> Frames:
             raise PixelDataError(f"NumberOfFrames {info.frames} cannot fit in {len(element.value)} bytes of "
                                  f"encapsulated Pixel Data", attribute="NumberOfFrames")
         return _decoded(info, indices, shape)
+    if element.is_undefined_length:
+        # items of an encapsulation read as pixels would render their tags and lengths as an image
+        raise PixelDataError(f"{info.pixel_keyword} has undefined length (encapsulated fragments), but transfer "
+                             f"syntax {info.transfer_syntax or 'Implicit VR Little Endian'} stores pixels natively",
+                             attribute=info.pixel_keyword)
     return Frames(_native(info, element, indices, shape), info.photometric)
 
 
@@ -65,20 +71,32 @@ def _native(info: ImageInfo, element, indices: Sequence[int], shape: Tuple[int, 
             f"{info.pixel_keyword} is truncated: {len(value)} bytes, {needed} needed for "
             f"{info.frames} frame(s) of {info.rows}x{info.columns}x{info.samples_per_pixel} at "
             f"{dtype.itemsize * 8} bits", attribute=info.pixel_keyword)
+    info.check_memory(len(indices), _channels(info))
     planar = info.samples_per_pixel > 1 and integer(info.dataset, "PlanarConfiguration", 0) == 1
-    frames = []
-    for index in indices:
-        array = np.frombuffer(value, dtype=dtype, count=frame_items, offset=index * frame_bytes)
-        if planar:
-            array = array.reshape(info.samples_per_pixel, info.rows, info.columns).transpose(1, 2, 0)
-        frames.append(array.reshape(shape))
-    if len(frames) == info.frames == len(indices) and not planar and frames:
-        stacked = np.frombuffer(value, dtype=dtype, count=frame_items * info.frames).reshape((info.frames,) + shape)
-    else:
-        stacked = np.stack(frames)
+    # one view of every frame, then of the selected run: no per-frame arrays (a million 1x1 frames...)
+    every = np.frombuffer(value, dtype=dtype, count=frame_items * info.frames)
+    if planar:
+        every = every.reshape(info.frames, info.samples_per_pixel, info.rows, info.columns).transpose(0, 2, 3, 1)
+    every = every.reshape((info.frames,) + shape)
+    run = _run(indices)
+    selected = every[run] if run is not None else every[np.asarray(indices, dtype=np.intp)]
     if big_endian:
-        stacked = stacked.astype(stacked.dtype.newbyteorder("="))
-    return stacked
+        selected = selected.astype(selected.dtype.newbyteorder("="))
+    return selected
+
+
+def _channels(info: ImageInfo) -> int:
+    """The fewest output channels of a render of ``info``: 3 for colour images (RGB)."""
+    return 1 if info.is_grayscale else 3
+
+
+def _run(indices: Sequence[int]) -> Optional[slice]:
+    """``indices`` as a slice when they are consecutive frames (all of them, or one), else None."""
+    if isinstance(indices, range) and indices.step == 1:
+        return slice(indices.start, indices.stop)
+    if len(indices) == 1:
+        return slice(indices[0], indices[0] + 1)
+    return None
 
 
 def _unpacked(info: ImageInfo, value, indices: Sequence[int], frame_items: int, shape: Tuple[int, ...]) -> np.ndarray:
@@ -89,14 +107,17 @@ def _unpacked(info: ImageInfo, value, indices: Sequence[int], frame_items: int, 
         raise PixelDataError(f"{info.pixel_keyword} is truncated: {len(value)} bytes, {needed} needed for "
                              f"{info.frames} frame(s) of {info.rows}x{info.columns} at 1 bit",
                              attribute=info.pixel_keyword)
+    info.check_memory(len(indices), _channels(info))
+    run = _run(indices)
+    runs = [(run.start, run.stop - run.start)] if run is not None else [(index, 1) for index in indices]
     frames = []
-    for index in indices:
+    for index, count in runs:  # a run of consecutive frames is unpacked at once
         start = index * frame_items
         first_byte, skip = divmod(start, 8)
-        chunk = np.frombuffer(value, dtype=np.uint8, count=(skip + frame_items + 7) // 8, offset=first_byte)
-        bits = np.unpackbits(chunk, bitorder="little")[skip:skip + frame_items]
-        frames.append(bits.reshape(shape))
-    return np.stack(frames)
+        chunk = np.frombuffer(value, dtype=np.uint8, count=(skip + count * frame_items + 7) // 8, offset=first_byte)
+        bits = np.unpackbits(chunk, bitorder="little")[skip:skip + count * frame_items]
+        frames.append(bits.reshape((count,) + shape))
+    return frames[0] if len(frames) == 1 else np.concatenate(frames)
 
 
 def _decoded(info: ImageInfo, indices: Sequence[int], shape: Tuple[int, ...]) -> Frames:
@@ -110,27 +131,39 @@ def _decoded(info: ImageInfo, indices: Sequence[int], shape: Tuple[int, ...]) ->
         raise MissingCodecError(
             f"Pixel Data uses {tsyntax.name} ({tsyntax}) and no decoder for it is installed; "
             f"install the codecs extra: pip install 'dicomrender[codecs]'", attribute="TransferSyntaxUID")
-    frames = []
-    photometric = info.photometric
+    element = info.dataset[tag_of(info.pixel_keyword)]
+    extended = None
+    if has(info.dataset, "ExtendedOffsetTable") and has(info.dataset, "ExtendedOffsetTableLengths"):
+        extended = (get(info.dataset, "ExtendedOffsetTable"), get(info.dataset, "ExtendedOffsetTableLengths"))
+    index = fragments.indexed(element, info.frames, extended)
+    bits = info.format.bits_allocated if info.format is not None else 8 * info.word_dtype.itemsize
+    selected = []
+    for position in indices:
+        if position >= len(index.frames):
+            raise PixelDataError(f"encapsulated Pixel Data holds {len(index.frames)} frame(s) in {index.fragments} "
+                                 f"fragment(s): there is no frame {position}", attribute="NumberOfFrames")
+        # decoders allocate from the codestream's own header: check every frame's before any is decoded
+        spans = index.frames[position]
+        problem = codestream.frame_problem(fragments.frame_head(element.value, spans), tsyntax, info.rows,
+                                           info.columns, info.samples_per_pixel, bits)
+        if problem:
+            raise PixelDataError(f"frame {position} cannot be decoded as Rows x Columns {info.rows}x{info.columns}, "
+                                 f"SamplesPerPixel {info.samples_per_pixel}, BitsAllocated {bits}: {problem[1]}",
+                                 attribute=problem[0])
+        selected.append(spans)
+    info.check_memory(len(selected), _channels(info))  # every frame checked: now the budget, before decoding
+    # one decoder call over the checked frames, re-encapsulated one fragment each: no per-frame search
     try:
-        bits = info.format.bits_allocated if info.format is not None else 8 * info.word_dtype.itemsize
-        frame_bytes = info.rows * info.columns * info.samples_per_pixel * ((bits + 7) // 8)
-        for index in indices:
-            # decoders allocate Rows x Columns before reading the codestream: check its own size first
-            mismatch = codestream.check_frame(info.dataset, index, info.frames, tsyntax, info.rows, info.columns,
-                                              frame_bytes)
-            if mismatch:
-                raise PixelDataError(f"Rows x Columns ({info.rows}x{info.columns}) do not fit frame {index}: "
-                                     f"{mismatch}", attribute="Rows")
-            array, meta = decoder.as_array(info.dataset, index=index, raw=True)
-            photometric = str(meta.get("photometric_interpretation", info.photometric))
-            frames.append(np.asarray(array))
+        options = as_pixel_options(info.dataset, number_of_frames=len(selected), pixel_keyword="PixelData")
+        options.pop("extended_offsets", None)
+        array, meta = decoder.as_array(fragments.encapsulate_frames(element.value, selected), raw=True, **options)
     except (DicomRenderError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # BaseException: decoders written in Rust raise pyo3's PanicException
         raise PixelDataError(f"cannot decode Pixel Data ({tsyntax.name}): {type(exc).__name__}: {exc}",
                              attribute="PixelData") from None
-    out = np.stack([f.reshape(shape) for f in frames])
+    photometric = str(meta.get("photometric_interpretation", info.photometric))
+    out = np.asarray(array).reshape((len(selected),) + shape)
     if info.format is not None:
         out = out.astype(info.word_dtype, copy=False)
     return Frames(out, photometric)

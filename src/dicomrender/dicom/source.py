@@ -7,6 +7,7 @@ that has a SOP Class or image attributes.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from typing import Optional
@@ -14,7 +15,8 @@ from typing import Optional
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import InvalidDatasetError, NotDicomError, PixelDataError
+from ..errors import DicomRenderError, InvalidDatasetError, NotDicomError, PixelDataError
+from .deflate import read_deflated
 from .elements import keyword_of, parse_elements
 from .header import PIXEL_KEYWORDS
 
@@ -25,6 +27,9 @@ __all__ = ["read_dataset", "read_file", "is_dicom_header", "parsed_to_end"]
 _DEFER_SIZE = 64 * 1024
 #: Files up to this size are read in one go when they are going to be rendered.
 _WHOLE_READ_LIMIT = 256 * 1024 * 1024
+#: A stream that cannot seek (a pipe, a socket, a decompressor) is read into memory first, up to this size.
+_STREAM_READ_LIMIT = _WHOLE_READ_LIMIT
+_STREAM_CHUNK = 1 << 20
 #: Groups a DICOM data set without preamble starts with (command, file meta, identifying), either byte order.
 _HEADLESS_STARTS = (b"\x00\x00", b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
@@ -77,9 +82,44 @@ def read_dataset(src, *, stop_before_pixels: bool = False) -> tuple:
     else:
         filename = getattr(src, "name", None)
         filename = filename if isinstance(filename, str) else None
-        ds = _read_open(src, filename, stop_before_pixels)
+        ds = _read_open(_seekable(src, filename), filename, stop_before_pixels)
     parse_elements(ds, filename)
     return ds, filename
+
+
+def _seekable(f, filename: Optional[str]):
+    """``f``, or its bytes in memory when it cannot seek: telling DICOM from not-DICOM and pydicom's
+    parser both step back.  The copy is bounded by ``_STREAM_READ_LIMIT``.
+
+    Raises
+    ------
+    NotDicomError
+        ``f`` is not a readable binary stream, or holds more than the limit.
+    """
+    try:
+        if f.seekable():
+            return f
+    except (AttributeError, TypeError, ValueError, OSError):  # no seekable(), or a closed stream
+        pass
+    buffer = io.BytesIO()
+    while True:
+        try:
+            chunk = f.read(_STREAM_CHUNK)
+        except (AttributeError, TypeError, io.UnsupportedOperation) as exc:
+            raise NotDicomError(f"cannot read {type(f).__name__} as a binary stream: {type(exc).__name__}: {exc}; "
+                                f"pass a path, a binary file or a pydicom Dataset", filename=filename) from None
+        if chunk is None or not isinstance(chunk, (bytes, bytearray, memoryview)):
+            what = "no data ready (a non-blocking stream)" if chunk is None else f"{type(chunk).__name__}, not bytes"
+            raise NotDicomError(f"cannot read {type(f).__name__} as a binary stream: read() gave {what}",
+                                filename=filename)
+        if not chunk:
+            break
+        buffer.write(chunk)
+        if buffer.tell() > _STREAM_READ_LIMIT:
+            raise NotDicomError(f"a stream that cannot seek is read into memory, up to {_STREAM_READ_LIMIT} bytes; "
+                                f"this one holds more: pass a path or a seekable file", filename=filename)
+    buffer.seek(0)
+    return buffer
 
 
 def _read_open(f, filename: Optional[str], stop_before_pixels: bool) -> Dataset:
@@ -87,15 +127,22 @@ def _read_open(f, filename: Optional[str], stop_before_pixels: bool) -> Dataset:
         start = f.tell()
         head = f.read(132)
         f.seek(start)
+        inflated = read_deflated(f, filename, stop_before_pixels=stop_before_pixels)
+        if inflated is not None:
+            return inflated.dataset
         return _parse(f, head, filename, stop_before_pixels=stop_before_pixels)
-    except NotDicomError:
+    except DicomRenderError:
         raise
+    except RecursionError:  # pydicom parses sequences of undefined length as it reads, a few frames per level
+        raise InvalidDatasetError("its sequences nest too deep to be parsed (hundreds of levels): refused",
+                                  filename=filename) from None
     except Exception as exc:
         raise NotDicomError(f"cannot parse as DICOM: {type(exc).__name__}: {exc}", filename=filename) from None
 
 
 def read_file(path: str, *, whole: bool) -> tuple:
-    """``(dataset, file size)`` of the file at ``path``, for batch conversion.
+    """``(dataset, file size)`` of the file at ``path``, for batch conversion (for a deflated data set,
+    the size inflated: the offsets of its elements are in the inflated data).
 
     Only regular files are opened (a FIFO or a device could block or never
     end).  ``whole``: read the file in one go (it is going to be rendered);
@@ -115,14 +162,20 @@ def read_file(path: str, *, whole: bool) -> tuple:
     with open(path, "rb") as f:
         head = f.read(132)
         f.seek(0)
+        size = st.st_size
+        # A deflated data set is read whole, inflated (and bounded): its size is the inflated size
+        inflated = read_deflated(f, path)
+        ds: Dataset
         # Whole: pydicom reads from this open file, Pixel Data included; else it reopens
         # the file by name for the deferred values, if ever needed.
-        if whole:
+        if inflated is not None:
+            ds, size = inflated
+        elif whole:
             ds = _parse(f, head, path)
         else:
             ds = _parse(path, head, path, defer_size=_DEFER_SIZE)
     ds.filename = path  # error messages name the file
-    return ds, st.st_size
+    return ds, size
 
 
 def parsed_to_end(ds: Dataset, path: str, size: int) -> Optional[bool]:

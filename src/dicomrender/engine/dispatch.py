@@ -20,7 +20,7 @@ from ..errors import InvalidWindowError, PixelDataError
 from .compile import LUT_MAX_BITS, Compiled, compile_tables
 from .threads import resolve_threads
 
-__all__ = ["Path", "render_stored", "run_table", "prepare_out", "check_window_count", "MAX_WINDOWS"]
+__all__ = ["Path", "render_stored", "run_table", "prepare_out", "overlaps", "check_window_count", "MAX_WINDOWS"]
 
 #: Most windows (output channels) rendered in one pass.
 MAX_WINDOWS = _kernel.MAX_WINDOWS
@@ -61,6 +61,24 @@ def prepare_out(out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
             or not out.flags.writeable:
         raise ValueError(f"out must be a writeable C-contiguous uint8 array of shape {shape}")
     return out
+
+
+#: Work bound of the exact overlap test (strided views); beyond it the arrays count as overlapping.
+_OVERLAP_WORK = 1 << 16
+
+
+def overlaps(out: np.ndarray, words: np.ndarray) -> bool:
+    """Whether writing ``out`` may change ``words`` (the caller's ``out=`` over its own input).
+
+    The kernel's threads read and write different chunks at once, so such an ``out`` is rendered
+    into a temporary and copied, as numpy does with ufuncs: one output's worth of memory, only then.
+    """
+    if not np.may_share_memory(out, words):  # compares the memory bounds: the usual answer, in ~1 us
+        return False
+    try:
+        return bool(np.shares_memory(out, words, max_work=_OVERLAP_WORK))  # type: ignore[arg-type]  # stubs: -1/0
+    except np.exceptions.TooHardError:
+        return True
 
 
 def run_table(compiled: Compiled, words: np.ndarray, out: np.ndarray, fmt: StoredFormat, nthreads: int,
@@ -115,7 +133,9 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
         raw = raw.astype(dtype.newbyteorder("="))
         dtype = raw.dtype
     shape = raw.shape if k == 1 else raw.shape + (k,)
-    result = prepare_out(out, shape)
+    target = result = prepare_out(out, shape)
+    if out is not None and overlaps(result, raw):
+        result = np.empty(shape, dtype=_UINT8)
     nthreads = resolve_threads(threads)
     kind = dtype.kind
     is_float = kind == "f"
@@ -140,7 +160,9 @@ def render_stored(raw: np.ndarray, fmt: Optional[StoredFormat], modality: Modali
         run_table(compiled, words, flat_out, fmt, nthreads, path)
     else:
         _render_arithmetic(raw, fmt, modality, vois, invert, flat_out, nthreads)
-    return result
+    if target is not result:
+        target[...] = result
+    return target
 
 
 def _render_reference(raw, fmt, modality, vois, invert, result) -> None:

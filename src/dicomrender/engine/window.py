@@ -15,7 +15,7 @@ from .._types import Rescale, StoredFormat, Window
 from ..errors import InvalidDatasetError, InvalidWindowError
 from .cache import LRUCache
 from .compile import CACHE_SIZE, LUT_MAX_BITS, compile_tables
-from .dispatch import check_window_count, prepare_out, render_stored, run_table
+from .dispatch import check_window_count, overlaps, prepare_out, render_stored, run_table
 from .threads import resolve_threads
 
 __all__ = ["window"]
@@ -85,9 +85,12 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
         is two's complement.  Default: every bit of the dtype, and the dtype's
         signedness.  Bits above ``high_bit`` are ignored.
     out : numpy.ndarray, optional
-        A C-contiguous uint8 array of the output shape to write into.
+        A C-contiguous uint8 array of the output shape to write into.  It
+        may share memory with ``array`` (the result is the same; it is then
+        rendered into a temporary and copied, as numpy does).
     threads : int, optional
-        Kernel threads; default :func:`get_threads`.
+        Kernel threads; default :func:`get_threads`, else an integer from 1
+        to ``MAX_THREADS`` (1024 or the usable cores if more).
 
     Returns
     -------
@@ -116,7 +119,7 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
         if key is not None:
             _PLANS.put(key, plan)
     fmt, modality, vois, compiled = plan
-    if compiled is not None and array.flags.c_contiguous:
+    if compiled is not None and array.flags.c_contiguous and (out is None or not overlaps(out, array)):
         # the common case, straight to the table loop (the plan holds what render_stored would check)
         k = len(vois)
         result = prepare_out(out, array.shape if k == 1 else array.shape + (k,))

@@ -25,9 +25,12 @@ from .hookspecs import hookimpl
 from .preset import Preset
 from .windows import auto_window, header_window, histogram_window, minmax_window, percentile_window
 
-__all__ = ["PRESETS", "register_presets"]
+__all__ = ["PRESETS", "HEADER_OPTIONS", "register_presets"]
 
 _R = "Radiopaedia, Windowing (CT)"
+
+#: The ``render(**options)`` the header window reads; ``render(preset=None)`` takes these.
+HEADER_OPTIONS = ("voi_index", "voi_explanation")
 
 
 def _ct(name: str, center: float, width: float, description: str, reference: str = _R, aliases=()) -> Preset:
@@ -65,15 +68,18 @@ PRESETS = (
            reference="RSNA Intracranial Hemorrhage Detection 2019 (Flanders et al., Radiol AI 2020)"),
     # from the file and the data
     Preset("header", "The file's own window (voi_index= or voi_explanation=), else its VOI LUT, else auto.",
-           compute=header_window, reference="DICOM PS3.3 C.11.2 (Window Center/Width, VOI LUT Sequence)"),
+           compute=header_window, options=HEADER_OPTIONS,
+           reference="DICOM PS3.3 C.11.2 (Window Center/Width, VOI LUT Sequence)"),
     Preset("auto", "Min-max of the modality values without Pixel Padding (= dcm2pnm +Wm on unpadded images).",
-           compute=auto_window, reference="dcmtk getMinMaxWindow, Pixel Padding excluded"),
+           compute=auto_window, options=(),
+           reference="dcmtk getMinMaxWindow, Pixel Padding excluded"),
     Preset("minmax", "Min-max of all modality values, exactly as dcm2pnm +Wm.", compute=minmax_window,
-           aliases=("min-max",), reference="dcmtk DiMonoPixelTemplate::getMinMaxWindow"),
+           options=(), aliases=("min-max",), reference="dcmtk DiMonoPixelTemplate::getMinMaxWindow"),
     Preset("percentile", "Low to high percentile of the modality values (percentiles=(1, 99) by default), "
-           "Pixel Padding ignored.", compute=percentile_window, reference="numpy.percentile (linear)"),
+           "Pixel Padding ignored.", compute=percentile_window, options=("percentiles",),
+           reference="numpy.percentile (linear)"),
     Preset("histogram", "Histogram window ignoring histogram_percent=5 percent of the pixels at each end, "
-           "exactly as dcm2pnm +Wh 5.", compute=histogram_window,
+           "exactly as dcm2pnm +Wh 5.", compute=histogram_window, options=("histogram_percent",),
            reference="dcmtk DiMonoPixelTemplate::getHistogramWindow"),
 )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Iterable, List, Optional
+from typing import TYPE_CHECKING, AbstractSet, FrozenSet, Iterable, List, Optional, Set
 
 from .._types import VOI, VOILut, Window
 from ..errors import PresetError, UnknownPresetError
+from .builtin import HEADER_OPTIONS
 from .preset import Preset
 from .registry import registry
 from .windows import header_window
@@ -14,7 +15,8 @@ from .windows import header_window
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RenderContext
 
-__all__ = ["get_preset", "list_presets", "resolve", "preset_table", "preset_windows"]
+__all__ = ["get_preset", "list_presets", "resolve", "preset_table", "preset_windows", "accepted_options",
+           "check_options"]
 
 
 def get_preset(name) -> Preset:
@@ -87,6 +89,82 @@ def resolve(preset, ctx: "RenderContext", max_windows: Optional[int] = None) -> 
         raise PresetError(f"{len(vois)} windows requested; at most {max_windows} channels are rendered at once",
                           attribute="preset")
     return vois
+
+
+def _items(preset) -> list:
+    """The items of a ``preset=`` argument, as :func:`resolve` reads it (None: the header window)."""
+    if isinstance(preset, str) and "," in preset:
+        return [p for p in (s.strip() for s in preset.split(",")) if p]
+    if isinstance(preset, (str, Preset, Window, VOILut)):
+        return [preset]
+    try:
+        return list(preset)
+    except TypeError:
+        raise PresetError(f"a preset is a name, a Preset or a sequence of them, got {preset!r}",
+                          attribute="preset") from None
+
+
+def _preset_options(preset: Preset, seen: Set[str]) -> Optional[Set[str]]:
+    if preset.options is None:
+        return None
+    taken = set(preset.options)
+    if preset.name not in seen:
+        seen.add(preset.name)
+        for name in preset.stack:
+            member = _preset_options(get_preset(name), seen)
+            if member is None:
+                return None
+            taken |= member
+    return taken
+
+
+def accepted_options(preset) -> Optional[FrozenSet[str]]:
+    """The ``render(**options)`` keys the presets of a ``preset=`` argument read (None: the header
+    window's); None when one of them reads any (a computed preset that declares no ``options``).
+
+    Raises
+    ------
+    UnknownPresetError
+        A name is not registered.
+    """
+    if preset is None:
+        return frozenset(HEADER_OPTIONS)
+    accepted: Set[str] = set()
+    seen: Set[str] = set()
+    for item in _items(preset):
+        if isinstance(item, (Window, VOILut)):
+            continue
+        taken = _preset_options(get_preset(item), seen)
+        if taken is None:
+            return None
+        accepted |= taken
+    return frozenset(accepted)
+
+
+def check_options(function: str, preset, options: Iterable[str], own: AbstractSet[str] = frozenset(),
+                  parameters: Iterable[str] = ()) -> None:
+    """Refuse keyword options that neither the caller (``own``) nor the presets of ``preset`` read.
+
+    A misspelled option (``windw=``, ``voi_indx=``) would otherwise be silently ignored.  ``function``
+    and ``parameters`` (its named keyword parameters) word the error the way Python does.
+
+    Raises
+    ------
+    TypeError
+        Naming the option and the closest valid keyword.
+    """
+    accepted = accepted_options(preset)
+    if accepted is None:
+        return
+    for key in options:
+        if key in own or key in accepted:
+            continue
+        valid = [*parameters, *own, *sorted(accepted)]
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        taken = ", ".join(sorted(accepted)) or "none"
+        raise TypeError(f"{function}() got an unexpected keyword argument {key!r}{hint} "
+                        f"(options the presets in use read: {taken})")
 
 
 def preset_table(presets: Optional[Iterable[Preset]] = None) -> str:

@@ -70,6 +70,13 @@ class Preset:
         Where the values come from (shown in the documentation table).
     source : str
         The plugin that registered the preset (set on registration).
+    options : tuple of str, optional
+        The keyword options of :func:`dicomrender.render` that ``compute``
+        reads from ``ctx.options`` (e.g. ``("percentiles",)``); ``render``
+        refuses any other with :class:`TypeError`, so that a misspelled
+        option is not silently ignored.  ``None`` (the default of computed
+        presets) leaves the options unchecked: the preset may read any.
+        Fixed windows and stacks read none (a stack takes its presets').
     """
 
     name: str
@@ -84,6 +91,7 @@ class Preset:
     aliases: Tuple[str, ...] = ()
     reference: str = ""
     source: str = "dicomrender"
+    options: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -113,6 +121,13 @@ class Preset:
             raise PluginError(f"preset {self.name!r}: compute must be callable", attribute="compute")
         if self.units is not None:
             object.__setattr__(self, "units", str(self.units).strip().upper())
+        if self.options is not None or self.compute is None:  # fixed windows and stacks read no option
+            options = _names(self.options, "options")
+            for option in options:
+                if not option.isidentifier():
+                    raise PluginError(f"preset {self.name!r}: option {option!r} must be a keyword argument name",
+                                      attribute="options")
+            object.__setattr__(self, "options", options)
 
     @property
     def hounsfield(self) -> bool:

@@ -10,12 +10,15 @@ same window:
 
 All of them are computed over the frames being rendered (``render(..., frame=n)``: that frame;
 all frames: every frame sharing the same modality transform), as ``dcm2pnm +F n+1`` / ``+Fa`` do.
+Non-finite modality values (NaN and +-inf pixels of float data, or a rescale that overflows) are
+ignored like Pixel Padding: they have no place on a value range; the rendering saturates +-inf pixels
+to 255/0 and renders NaN 0.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,18 +46,25 @@ def _range_window(low: float, high: float, explanation: str) -> Window:
     return Window((low + high + 1) / 2, high - low + 1, "LINEAR", explanation)
 
 
-def _dcmtk_values(ctx: "RenderContext", exclude_padding: bool) -> np.ndarray:
-    """Modality values as dcmtk's intermediate image holds them.
+def _dcmtk_blocks(ctx: "RenderContext", exclude_padding: bool, truncate: bool = True) -> Iterator[np.ndarray]:
+    """Modality values as dcmtk's intermediate image holds them, block by block (bounded memory).
 
     dcmtk stores the modality values of integer images in an integer buffer,
     truncating non-integer rescale results toward zero (e.g. MR2_UNCI, slope
     3.774); its min-max and histogram windows are computed from those.  Float
-    pixel data keeps its values.
+    pixel data keeps its values; ``truncate=False`` keeps them for integer data too.
     """
-    values = ctx.modality_values(exclude_padding=exclude_padding)
-    if ctx.format is not None:
-        values = np.trunc(values)
-    return values
+    # an integer rescale (or a modality LUT) of integers gives integers: nothing to truncate
+    truncate = truncate and ctx.format is not None and not getattr(ctx.transform, "is_integer", False)
+    for values in ctx.modality_blocks(exclude_padding=exclude_padding):
+        values = _finite(values)
+        yield np.trunc(values) if truncate else values
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """``values`` without NaN and +-inf (the context drops NaN only)."""
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]
 
 
 #: Words per chunk when counting stored values (bounds the temporary memory).
@@ -78,24 +88,128 @@ def _stored_counts(ctx: "RenderContext") -> Optional[np.ndarray]:
     return counts
 
 
-def _value_counts(ctx: "RenderContext", exclude_padding: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """``(values, counts)``: the modality values in dcmtk's integer view, and how many pixels have each.
-
-    Integer data of at most 16 stored bits is counted per stored value (one
-    pass, little memory; each distinct value once, ``counts`` its pixels);
-    other data gives every pixel's value and ``counts`` None.
-    """
+def _value_counts(ctx: "RenderContext", exclude_padding: bool,
+                  truncate: bool = True) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """``(values, counts)``: the modality values in dcmtk's integer view (``truncate=False``: as they are),
+    each distinct value once, and how many pixels have each; None unless the data is integer of at
+    most 16 stored bits (counted per stored value in one pass, with little memory)."""
     counts = _stored_counts(ctx)
     if counts is None:
-        return _dcmtk_values(ctx, exclude_padding), None
+        return None
     assert ctx.format is not None  # counted: integer data
     stored = ctx.format.domain()
     if exclude_padding and ctx.pixel_padding is not None:
         low, high = ctx.pixel_padding
         counts[(stored >= low) & (stored <= high)] = 0
     present = counts > 0
-    values = np.trunc(ctx.transform.values(stored[present]))
-    return values, counts[present]
+    values = ctx.transform.values(stored[present])
+    if truncate:
+        values = np.trunc(values)
+    finite = np.isfinite(values)  # a rescale or modality LUT that overflows float64
+    return (values, counts[present]) if finite.all() else (values[finite], counts[present][finite])
+
+
+# ---- order statistics of values streamed block by block ----------------------------------------------
+#
+# Percentiles and the histogram walk need a few values of the sorted order, not the sorted values:
+# each is found by radix selection over the float64 bit patterns (made to sort as the values do),
+# 16 bits a pass, until few enough values are left to sort.  Every pass streams the blocks again,
+# so the memory is a few blocks and a 2**16 histogram whatever the image size.
+
+#: Values kept to finish a selection by sorting (8 bytes each); with more, one more pass narrows them.
+_CANDIDATES = 1 << 21
+_DIGIT = 16
+_SIGN = np.uint64(1 << 63)
+
+Blocks = Callable[[], Iterable[np.ndarray]]
+
+
+def _keys(values: np.ndarray) -> np.ndarray:
+    """uint64 keys that sort as the float64 ``values`` do (-0.0 as 0.0: numpy's sort keeps them equal):
+    the bits of a negative value all flipped, those of a positive one with the sign bit set."""
+    bits = (values + 0.0).view(np.int64)  # a new array: + 0.0 turns -0.0 into 0.0
+    flip = bits >> 63  # -1 for negative values, else 0
+    flip &= np.int64(0x7FFFFFFFFFFFFFFF)
+    bits ^= flip
+    keys = bits.view(np.uint64)
+    keys ^= _SIGN
+    return keys
+
+
+def _value_of(key: int) -> float:
+    bits = key ^ (1 << 63) if key >= 1 << 63 else ~key & ((1 << 64) - 1)
+    return float(np.array(bits, dtype=np.uint64).view(np.float64))
+
+
+def _scan(blocks: Blocks, histogram: bool = True) -> Tuple[int, float, float, np.ndarray]:
+    """``(count, smallest, largest, histogram of the top 16 bits of the keys)`` of the streamed values."""
+    total, low, high = 0, math.inf, -math.inf
+    counts = np.zeros(1 << _DIGIT if histogram else 0, dtype=np.int64)
+    for values in blocks():
+        if values.size:
+            total += values.size
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+            if histogram:
+                counts += np.bincount((_keys(values) >> np.uint64(64 - _DIGIT)).astype(np.intp),
+                                      minlength=1 << _DIGIT)
+    return total, low, high, counts
+
+
+def _selection(blocks: Blocks) -> Tuple[int, Callable[[Sequence[int]], List[float]]]:
+    """``(count, pick)``: how many values ``blocks()`` streams, and ``pick(ranks)``, the values at those
+    0-based ranks of their sorted order (each call streams the blocks a few more times)."""
+    total, low, high, top = _scan(blocks)
+
+    def pick(ranks: Sequence[int]) -> List[float]:
+        found = {0: low, total - 1: high}
+        # each rank still open: [prefix of its key, bits fixed, rank among the keys with that prefix, their count]
+        open_ranks = {}
+        cumulative = np.cumsum(top)
+        for rank in set(ranks) - set(found):
+            digit = int(np.searchsorted(cumulative, rank, side="right"))
+            below = int(cumulative[digit - 1]) if digit else 0
+            open_ranks[rank] = [digit, _DIGIT, rank - below, int(top[digit])]
+        while open_ranks:
+            groups: dict = {}
+            for rank, (prefix, fixed, _, count) in open_ranks.items():
+                groups.setdefault((prefix, fixed, count <= _CANDIDATES), []).append(rank)
+            gathered: dict = {group: [] for group in groups if group[2]}
+            histograms = {group: np.zeros(1 << _DIGIT, dtype=np.int64) for group in groups if not group[2]}
+            for values in blocks():
+                keys = _keys(values)
+                tops: dict = {}  # the fixed bits of every key, per number of bits fixed
+                for prefix, fixed, small in groups:
+                    if fixed not in tops:
+                        tops[fixed] = keys >> np.uint64(64 - fixed)
+                    chosen = keys[tops[fixed] == prefix]
+                    if small:
+                        gathered[(prefix, fixed, small)].append(chosen)
+                    else:
+                        digits = (chosen >> np.uint64(64 - fixed - _DIGIT)) & np.uint64((1 << _DIGIT) - 1)
+                        histograms[(prefix, fixed, small)] += np.bincount(digits.astype(np.intp),
+                                                                           minlength=1 << _DIGIT)
+            for group, members in groups.items():
+                prefix, fixed, small = group
+                if small:
+                    keys = np.concatenate(gathered[group])
+                    within = sorted(open_ranks[rank][2] for rank in members)
+                    keys.partition(within)
+                    for rank in members:
+                        found[rank] = _value_of(int(keys[open_ranks.pop(rank)[2]]))
+                    continue
+                cumulative = np.cumsum(histograms[group])
+                for rank in members:
+                    state = open_ranks[rank]
+                    digit = int(np.searchsorted(cumulative, state[2], side="right"))
+                    below = int(cumulative[digit - 1]) if digit else 0
+                    state[:] = [prefix << _DIGIT | digit, fixed + _DIGIT, state[2] - below,
+                                int(histograms[group][digit])]
+                    if state[1] == 64:  # every bit fixed: the key itself
+                        found[rank] = _value_of(state[0])
+                        del open_ranks[rank]
+        return [found[rank] for rank in ranks]
+
+    return total, pick
 
 
 def minmax_window(ctx: "RenderContext") -> list:
@@ -106,10 +220,10 @@ def minmax_window(ctx: "RenderContext") -> list:
     integer images truncated toward zero as in dcmtk's integer intermediate
     image.  Source: dcmtk ``DiMonoPixelTemplate::getMinMaxWindow``.
     """
-    values, _ = _value_counts(ctx, exclude_padding=False)
-    if values.size == 0:  # only NaN (float data)
+    bounds = _value_range(ctx, exclude_padding=False)
+    if bounds is None:  # only NaN and +-inf (float data)
         return [_range_window(0.0, 0.0, "Min-Max Window")]
-    return [_range_window(float(values.min()), float(values.max()), "Min-Max Window")]
+    return [_range_window(bounds[0], bounds[1], "Min-Max Window")]
 
 
 def auto_window(ctx: "RenderContext") -> list:
@@ -120,10 +234,20 @@ def auto_window(ctx: "RenderContext") -> list:
     field of view) is the darkest value, the padding does not stretch the
     window.  Falls back to :func:`minmax_window` when every pixel is padding.
     """
-    values, _ = _value_counts(ctx, exclude_padding=True)
-    if values.size == 0:
+    bounds = _value_range(ctx, exclude_padding=True)
+    if bounds is None:
         return minmax_window(ctx)
-    return [_range_window(float(values.min()), float(values.max()), "Auto Window")]
+    return [_range_window(bounds[0], bounds[1], "Auto Window")]
+
+
+def _value_range(ctx: "RenderContext", exclude_padding: bool) -> Optional[Tuple[float, float]]:
+    """Smallest and largest modality value in dcmtk's view, or None when no pixel has a finite one."""
+    counted = _value_counts(ctx, exclude_padding)
+    if counted is not None:
+        values = counted[0]
+        return (float(values.min()), float(values.max())) if values.size else None
+    total, low, high = _scan(lambda: _dcmtk_blocks(ctx, exclude_padding), histogram=False)[:3]
+    return (low, high) if total else None
 
 
 def _option_number(ctx, key: str, default: float) -> float:
@@ -143,7 +267,7 @@ def percentile_window(ctx: "RenderContext") -> list:
     ``render(..., "percentile", percentiles=(1, 99))`` (the default): values at
     or below the 1st percentile render black, values at or above the 99th
     white.  Pixels equal to the Pixel Padding Value (or inside the Pixel
-    Padding Range) and NaN are ignored.  Percentiles use numpy's default
+    Padding Range), NaN and +-inf are ignored.  Percentiles use numpy's default
     (linear) interpolation: ``numpy.percentile(values, (lo, hi))``.
     """
     percentiles = ctx.options.get("percentiles", DEFAULT_PERCENTILES)
@@ -154,12 +278,40 @@ def percentile_window(ctx: "RenderContext") -> list:
     if not 0 <= low < high <= 100:
         raise PresetError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}",
                           attribute="percentiles")
-    values = ctx.modality_values(exclude_padding=True)
-    if values.size == 0:
-        raise PresetError("no pixel values to take percentiles of: every pixel is Pixel Padding or NaN",
+    counted = _value_counts(ctx, exclude_padding=True, truncate=False)
+    pick: Callable[[Sequence[int]], List[float]]
+    if counted is not None:
+        values, counts = counted
+        order = np.argsort(values, kind="stable")
+        ordered, cumulative = values[order], np.cumsum(counts[order])
+        total = int(cumulative[-1]) if cumulative.size else 0
+
+        def pick(ranks: Sequence[int]) -> List[float]:
+            return [float(ordered[np.searchsorted(cumulative, rank, side="right")]) for rank in ranks]
+    else:
+        total, pick = _selection(lambda: _dcmtk_blocks(ctx, exclude_padding=True, truncate=False))
+    if total == 0:
+        raise PresetError("no pixel values to take percentiles of: every pixel is Pixel Padding, NaN or +-inf",
                           attribute="PixelPaddingValue")
-    lo, hi = np.percentile(values, (low, high))
-    return [_range_window(float(lo), float(hi), f"Percentile {low:g}-{high:g}")]
+    lo, hi = _percentiles(total, (low, high), pick)
+    return [_range_window(lo, hi, f"Percentile {low:g}-{high:g}")]
+
+
+def _percentiles(total: int, percents: Sequence[float], pick: Callable[[Sequence[int]], List[float]]) -> List[float]:
+    """``numpy.percentile(values, percents)`` (linear interpolation) of ``total`` values of which ``pick``
+    gives those at 0-based ranks of the sorted order: numpy's own arithmetic, step by step."""
+    virtual = (total - 1) * np.true_divide(np.asarray(percents, dtype=np.float64), 100)
+    previous = np.minimum(np.floor(virtual), total - 1).astype(np.intp)
+    following = np.minimum(previous + 1, total - 1)
+    gamma = virtual - previous
+    needed = sorted(set(previous.tolist()) | set(following.tolist()))
+    value_at = dict(zip(needed, pick(needed)))
+    result = []
+    for p, f, t in zip(previous.tolist(), following.tolist(), gamma.tolist()):
+        a, b = np.float64(value_at[p]), np.float64(value_at[f])
+        diff = b - a
+        result.append(float(b - diff * (1 - t) if t >= 0.5 else a + diff * t))
+    return result
 
 
 def histogram_window(ctx: "RenderContext") -> list:
@@ -177,30 +329,42 @@ def histogram_window(ctx: "RenderContext") -> list:
     percent = _option_number(ctx, "histogram_percent", DEFAULT_HISTOGRAM_PERCENT)
     if not 0 <= percent <= 100:
         raise PresetError(f"histogram_percent must be 0..100, got {percent:g}", attribute="histogram_percent")
-    values, counts = _value_counts(ctx, exclude_padding=False)
-    if values.size == 0:
-        return minmax_window(ctx)
-    if not np.all(np.abs(values) < 2.0 ** 62):  # inf, or beyond int64: no integer histogram
-        return minmax_window(ctx)
-    values = np.trunc(values).astype(np.int64)  # float data: one bin per integer
-    low, high = int(values.min()), int(values.max())
-    if low >= high:
-        return minmax_window(ctx)
-    # Only the occupied bins of dcmtk's histogram: the value range can be far larger than the
-    # number of pixels (a large Rescale Slope), and empty bins never change the walk.
-    occupied, inverse = np.unique(values, return_inverse=True)
-    if counts is None:
-        quant, total = np.bincount(inverse.reshape(-1)), values.size
-    else:  # weights are pixel counts: exact in float64 up to 2**53
+    counted = _value_counts(ctx, exclude_padding=False)
+    if counted is None:  # every pixel's value, streamed: the ends of the walk are order statistics
+        total, pick = _selection(lambda: _dcmtk_blocks(ctx, exclude_padding=False))
+        if total == 0:
+            return minmax_window(ctx)
+        low_value, high_value = pick([0, total - 1])
+        if not (abs(low_value) < 2.0 ** 62 and abs(high_value) < 2.0 ** 62):  # beyond int64: no histogram
+            return minmax_window(ctx)
+        low, high = int(low_value), int(high_value)  # float data: one bin per integer
+        threshold = int(percent / 100.0 * total)
+        ends = [int(np.trunc(v)) for v in pick([threshold - 1, total - threshold])] if threshold else [low, high]
+    else:
+        values, counts = counted
+        if values.size == 0:
+            return minmax_window(ctx)
+        if not np.all(np.abs(values) < 2.0 ** 62):  # beyond int64: no integer histogram
+            return minmax_window(ctx)
+        values = np.trunc(values).astype(np.int64)
+        low, high = int(values.min()), int(values.max())
+        # Only the occupied bins of dcmtk's histogram: the value range can be far larger than the
+        # number of pixels (a large Rescale Slope), and empty bins never change the walk.
+        occupied, inverse = np.unique(values, return_inverse=True)
+        # weights are pixel counts: exact in float64 up to 2**53
         quant = np.bincount(inverse.reshape(-1), weights=counts).astype(np.int64)
         total = int(counts.sum())
+        threshold = int(percent / 100.0 * total)
+        ends = [int(occupied[np.searchsorted(np.cumsum(quant), threshold, side="left")]),
+                int(occupied[::-1][np.searchsorted(np.cumsum(quant[::-1]), threshold, side="left")])] \
+            if threshold else [low, high]
+    if low >= high:
+        return minmax_window(ctx)
     n = high - low + 1
-    threshold = int(percent / 100.0 * total)
     if threshold == 0:
         start, stop = 0, n
     else:
-        first = occupied[np.searchsorted(np.cumsum(quant), threshold, side="left")]
-        last = occupied[::-1][np.searchsorted(np.cumsum(quant[::-1]), threshold, side="left")]
+        first, last = ends
         start = min(int(first) - low + 1, n)
         stop = max(int(last) - low, 0)
     minvalue = low + start if start < n else 0

@@ -3,7 +3,9 @@
 Uses dicomrender's public API only: :class:`dicomrender.Preset`,
 :class:`dicomrender.Window`, :class:`dicomrender.PresetError` and the
 :data:`dicomrender.hookimpl` marker.  dicomrender discovers the module through
-the ``dicomrender`` entry point declared in ``pyproject.toml``.
+the ``dicomrender`` entry point declared in ``pyproject.toml``.  Each preset
+declares the ``render()`` options it reads (``Preset(options=...)``), so that
+dicomrender refuses a misspelled one instead of ignoring it.
 
 Presets
 -------
@@ -46,6 +48,7 @@ def foreground_window(ctx) -> Window:
     """Percentile window over the non-zero modality values (all of them if none is non-zero)."""
     low, high = ctx.options.get("foreground_percentiles", FOREGROUND_PERCENTILES)
     values = ctx.modality_values()
+    values = values[np.isfinite(values)]  # +-inf (float data) would make the percentiles NaN
     foreground = values[values != 0]
     if foreground.size:
         values = foreground
@@ -119,10 +122,10 @@ def suv_window(ctx) -> Window:
 
 PRESETS = (
     Preset("mr_foreground", "MR: 0.5-99.5 percentile of the non-zero (foreground) values.",
-           compute=foreground_window, modalities=("MR",), aliases=("mr",),
+           compute=foreground_window, options=("foreground_percentiles",), modalities=("MR",), aliases=("mr",),
            reference="percentile window; MR has no absolute intensity scale"),
     Preset("pet_suv", "PET: body-weight SUV 0-6 (suv_max=) from the header's dose, weight and times.",
-           compute=suv_window, modalities=("PT",),
+           compute=suv_window, options=("suv_max",), modalities=("PT",),
            reference="DICOM PS3.3 C.8.9.1; QIBA FDG-PET/CT SUV calculation; EANM guideline 2.0 (2015)"),
 )
 
