@@ -34,7 +34,19 @@ import numpy as np
 import dicomrender
 args = json.loads(sys.argv[1])
 globals().update(args["names"])
-start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def _hwm():
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across fork and exec)
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak to the current resident size
+except OSError:
+    pass
+start_rss = _hwm()
 with open("/proc/self/statm") as f:
     vm_pages = int(f.read().split()[0])
 cap = vm_pages * resource.getpagesize() + args["cap"]
@@ -55,7 +67,7 @@ except BaseException as exc:
     result.update(outcome="foreign", error=type(exc).__name__, message=str(exc)[:2000],
                   traceback=traceback.format_exc()[-3000:])
 result["seconds"] = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = _hwm()
 result["peak_bytes"] = max(0, peak - start_rss)
 print("\n@@RESULT@@" + json.dumps(result))
 """

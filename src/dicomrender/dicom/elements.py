@@ -131,7 +131,7 @@ def _parse_level(ds: Dataset, filename: Optional[str], depth: int, budget: list,
             if budget[0] < 0:
                 raise InvalidDatasetError(f"{outer} holds more than {MAX_NESTED} nested elements and items: refused",
                                           filename=filename, attribute=outer)
-        if tag.group not in _RENDER_GROUPS and tag not in _RENDER_TAGS:
+        if tag >> 16 not in _RENDER_GROUPS and tag not in _RENDER_TAGS:  # >> 16: BaseTag.group is a slow property
             continue
         element = elements[tag] if own else ds.get_item(tag)
         if type(element) is DataElement and element.VR != "SQ":

@@ -8,7 +8,7 @@ from .cache import clear_all as clear_caches
 from .dispatch import MAX_WINDOWS, Path, check_window_count, prepare_out, render_stored
 from .threadpool import register as _register_threadpoolctl
 from .threads import get_threads, set_threads, usable_cpus
-from .window import window
+from .window_call import window
 
 _register_threadpoolctl()  # threadpool_info() / threadpool_limits() see the kernel's pool when installed
 

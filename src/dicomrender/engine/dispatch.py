@@ -10,7 +10,7 @@ anything else (LUTs over float data) through the reference itself.
 from __future__ import annotations
 
 import enum
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -20,7 +20,8 @@ from ..errors import InvalidWindowError, PixelDataError
 from .compile import LUT_MAX_BITS, Compiled, compile_tables
 from .threads import resolve_threads
 
-__all__ = ["Path", "render_stored", "run_table", "prepare_out", "overlaps", "check_window_count", "MAX_WINDOWS"]
+__all__ = ["Path", "render_stored", "run_table", "table_runner", "prepare_out", "overlaps", "check_window_count",
+           "MAX_WINDOWS"]
 
 #: Most windows (output channels) rendered in one pass.
 MAX_WINDOWS = _kernel.MAX_WINDOWS
@@ -57,14 +58,26 @@ def prepare_out(out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
     """``out`` checked against ``shape``, or a new uint8 array of that shape."""
     if out is None:
         return np.empty(shape, dtype=_UINT8)
-    if not isinstance(out, np.ndarray) or out.dtype != _UINT8 or out.shape != shape or not out.flags.c_contiguous \
-            or not out.flags.writeable:
-        raise ValueError(f"out must be a writeable C-contiguous uint8 array of shape {shape}")
-    return out
+    if type(out) is np.ndarray and out.dtype == _UINT8 and out.shape == shape:
+        flags = out.flags
+        if flags.c_contiguous and flags.writeable:
+            return out
+    elif isinstance(out, np.ndarray) and out.dtype == _UINT8 and out.shape == shape \
+            and out.flags.c_contiguous and out.flags.writeable:  # an ndarray subclass
+        return out
+    raise ValueError(f"out must be a writeable C-contiguous uint8 array of shape {shape}")
 
 
 #: Work bound of the exact overlap test (strided views); beyond it the arrays count as overlapping.
 _OVERLAP_WORK = 1 << 16
+
+
+def _root(array: np.ndarray) -> np.ndarray:
+    """The array whose memory ``array`` views (itself when it owns its memory or views another object)."""
+    base = array.base
+    while type(base) is np.ndarray:
+        array, base = base, base.base
+    return array
 
 
 def overlaps(out: np.ndarray, words: np.ndarray) -> bool:
@@ -73,7 +86,10 @@ def overlaps(out: np.ndarray, words: np.ndarray) -> bool:
     The kernel's threads read and write different chunks at once, so such an ``out`` is rendered
     into a temporary and copied, as numpy does with ufuncs: one output's worth of memory, only then.
     """
-    if not np.may_share_memory(out, words):  # compares the memory bounds: the usual answer, in ~1 us
+    out_root, words_root = _root(out), _root(words)
+    if out_root is not words_root and out_root.base is None and words_root.base is None:
+        return False  # views of two arrays that each own their memory: the usual case, decided in ~0.2 us
+    if not np.may_share_memory(out, words):  # compares the memory bounds
         return False
     try:
         return bool(np.shares_memory(out, words, max_work=_OVERLAP_WORK))  # type: ignore[arg-type]  # stubs: -1/0
@@ -85,13 +101,30 @@ def run_table(compiled: Compiled, words: np.ndarray, out: np.ndarray, fmt: Store
               path: Path = Path.TABLE) -> None:
     """Run a table path for integer words (read as bit patterns): ``TABLE`` picks the fastest exact
     one; ``NARROW``, ``AFFINE`` and ``LUT`` force one."""
-    narrow = compiled.narrow
-    if narrow is not None and (path is Path.NARROW or (path is Path.TABLE and _kernel.narrow_fast())):
-        _kernel.narrow(words, narrow[0], narrow[1], narrow[2], out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
-    elif compiled.affine is not None and path in (Path.TABLE, Path.AFFINE):
-        _kernel.affine(words, compiled.affine, out, fmt.shift, fmt.bits_stored, fmt.signed, nthreads)
-    else:
-        _kernel.gather(words, compiled.tables, out, fmt.shift, (1 << fmt.bits_stored) - 1, nthreads)
+    table_runner(compiled, fmt, path)(words, out, nthreads)
+
+
+def table_runner(compiled: Compiled, fmt: StoredFormat, path: Path = Path.TABLE) -> Callable[..., None]:
+    """``run(words, out, nthreads)``: :func:`run_table` with everything but the arrays decided now
+    (``window()`` keeps one per parameter set, so a repeated call goes straight to the kernel).  Whether
+    the narrow lookup is the fastest is asked at each call: the kernel's target can be changed."""
+    shift, bits, signed = fmt.shift, fmt.bits_stored, fmt.signed
+    narrow, affine, tables, mask = compiled.narrow, compiled.affine, compiled.tables, (1 << fmt.bits_stored) - 1
+    kernel_narrow, kernel_affine, kernel_gather, narrow_fast = _kernel.narrow, _kernel.affine, _kernel.gather, \
+        _kernel.narrow_fast
+    always_narrow = narrow is not None and path is Path.NARROW
+    narrow_when_fast = narrow is not None and path is Path.TABLE
+    use_affine = affine is not None and (path is Path.TABLE or path is Path.AFFINE)
+
+    def run(words: np.ndarray, out: np.ndarray, nthreads: int) -> None:
+        if narrow is not None and (always_narrow or (narrow_when_fast and narrow_fast())):
+            kernel_narrow(words, narrow[0], narrow[1], narrow[2], out, shift, bits, signed, nthreads)
+        elif affine is not None and use_affine:
+            kernel_affine(words, affine, out, shift, bits, signed, nthreads)
+        else:
+            kernel_gather(words, tables, out, shift, mask, nthreads)
+
+    return run
 
 
 def _params(modality: Rescale, vois: Sequence[Window], invert: bool) -> np.ndarray:

@@ -15,7 +15,7 @@ from .._types import Rescale, StoredFormat, Window
 from ..errors import InvalidDatasetError, InvalidWindowError
 from .cache import LRUCache
 from .compile import CACHE_SIZE, LUT_MAX_BITS, compile_tables
-from .dispatch import check_window_count, overlaps, prepare_out, render_stored, run_table
+from .dispatch import check_window_count, overlaps, prepare_out, render_stored, table_runner
 from .threads import resolve_threads
 
 __all__ = ["window"]
@@ -112,18 +112,17 @@ def window(array: np.ndarray, center, width, *, slope: float = 1.0, intercept: f
     if plan is None:
         fmt, modality, vois = _window_plan(dtype, center, width, function, slope, intercept, bits_stored, high_bit,
                                            signed)
-        compiled = None
+        runner = None
         if fmt is not None and fmt.bits_stored <= LUT_MAX_BITS and dtype.isnative:
-            compiled = compile_tables(fmt, modality, vois, bool(invert))
-        plan = (fmt, modality, vois, compiled)
+            runner = table_runner(compile_tables(fmt, modality, vois, bool(invert)), fmt)
+        plan = (fmt, modality, vois, runner)
         if key is not None:
             _PLANS.put(key, plan)
-    fmt, modality, vois, compiled = plan
-    if compiled is not None and array.flags.c_contiguous and (out is None or not overlaps(out, array)):
+    fmt, modality, vois, runner = plan
+    if runner is not None and array.flags.c_contiguous and (out is None or not overlaps(out, array)):
         # the common case, straight to the table loop (the plan holds what render_stored would check)
         k = len(vois)
         result = prepare_out(out, array.shape if k == 1 else array.shape + (k,))
-        run_table(compiled, array, result, fmt, resolve_threads(threads))  # words read as bit patterns
+        runner(array, result, resolve_threads(threads))  # words read as bit patterns
         return result
     return render_stored(array, fmt, modality, vois, invert=invert, out=out, threads=threads)
-
