@@ -7,8 +7,8 @@
 #define DR_ATTR __attribute__((target("avx2,fma")))
 #define DR_LANES16 16
 /* Windows sharing a pivot share d, as on AVX-512: three windows of a cached slice took 83 us with d
- * subtracted again per window and 77 us shared (AMD Zen 4 forced to this target), the spills of 16
- * vector registers notwithstanding. */
+ * subtracted again per window and 77 us shared (Intel Xeon family 6 model 207 forced to this target),
+ * the spills of 16 vector registers notwithstanding. */
 #define DR_SHARE_D 1
 
 #define DR_VI __m256i

@@ -117,7 +117,7 @@ def table_runner(compiled: Compiled, fmt: StoredFormat, path: Path = Path.TABLE)
     use_affine = affine is not None and (path is Path.TABLE or path is Path.AFFINE)
 
     def run(words: np.ndarray, out: np.ndarray, nthreads: int) -> None:
-        if narrow is not None and (always_narrow or (narrow_when_fast and narrow_fast())):
+        if narrow is not None and (always_narrow or (narrow_when_fast and narrow_fast(narrow[2]))):
             kernel_narrow(words, narrow[0], narrow[1], narrow[2], out, shift, bits, signed, nthreads)
         elif affine is not None and use_affine:
             kernel_affine(words, affine, out, shift, bits, signed, nthreads)
