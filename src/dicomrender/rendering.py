@@ -24,10 +24,10 @@ from .dicom.source import read_dataset
 from .engine import MAX_WINDOWS, prepare_out, render_stored
 from .engine.dispatch import overlaps
 from .engine.threads import check_threads
-from .errors import DicomRenderError, InvalidArgumentError, InvalidWindowError, UnsupportedImageError
+from .errors import DicomRenderError, InvalidArgumentError, UnsupportedImageError
 from .io import check_channels, check_encoding, image_format, write_image
 from .presets import RenderContext, resolve
-from .presets.lookup import check_options
+from .presets.lookup import check_options, explicit_window
 
 __all__ = ["render", "save", "context_for", "RENDER_OPTIONS"]
 
@@ -57,14 +57,9 @@ def context_for(info: ImageInfo, parameters: FrameParameters, words: np.ndarray,
 
 
 def _resolve(preset, window, function, ctx: RenderContext) -> List[VOI]:
-    if window is not None:
-        if preset is not None:
-            raise ValueError("give either preset= or window=, not both")
-        try:
-            center, width = window
-        except (TypeError, ValueError):
-            raise InvalidWindowError(f"window must be (center, width), got {window!r}", attribute="window") from None
-        return [Window(center, width, function or "LINEAR")]
+    explicit = explicit_window(preset, window, function)
+    if explicit is not None:
+        return [explicit]
     vois = resolve(preset, ctx, MAX_WINDOWS)
     if function is not None:
         vois = [Window(v.center, v.width, function, v.explanation) if isinstance(v, Window) else v for v in vois]

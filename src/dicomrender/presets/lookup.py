@@ -6,7 +6,7 @@ import difflib
 from typing import TYPE_CHECKING, AbstractSet, FrozenSet, Iterable, List, Optional, Set
 
 from .._types import VOI, VOILut, Window
-from ..errors import PresetError, UnknownPresetError
+from ..errors import InvalidWindowError, PresetError, UnknownPresetError
 from .builtin import HEADER_OPTIONS
 from .preset import Preset
 from .registry import registry
@@ -15,8 +15,8 @@ from .windows import header_window
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RenderContext
 
-__all__ = ["get_preset", "list_presets", "resolve", "preset_table", "preset_windows", "accepted_options",
-           "check_options"]
+__all__ = ["get_preset", "list_presets", "resolve", "preset_table", "preset_windows", "preset_items",
+           "explicit_window", "accepted_options", "check_options"]
 
 
 def get_preset(name) -> Preset:
@@ -59,6 +59,37 @@ def preset_windows(preset: Preset, ctx: "RenderContext") -> List[VOI]:
     return vois
 
 
+def preset_items(preset) -> list:
+    """The items of a ``preset=`` argument: ``"a,b,c"`` split at commas, one name, Preset, Window or VOI LUT
+    as a list of one, a sequence as a list; :class:`PresetError` for anything else or an empty list."""
+    if isinstance(preset, str) and "," in preset:
+        preset = [p for p in (s.strip() for s in preset.split(",")) if p]
+    if isinstance(preset, (str, Preset, Window, VOILut)):
+        return [preset]
+    try:
+        items = list(preset)
+    except TypeError:
+        raise PresetError(f"a preset is a name, a Preset or a sequence of them, got {preset!r}",
+                          attribute="preset") from None
+    if not items:
+        raise PresetError("the list of presets is empty", attribute="preset")
+    return items
+
+
+def explicit_window(preset, window, function: Optional[str]) -> Optional[Window]:
+    """The caller's ``window=(center, width)`` as a :class:`Window` (``function`` or LINEAR), None without one;
+    ``preset=`` and ``window=`` together are refused."""
+    if window is None:
+        return None
+    if preset is not None:
+        raise ValueError("give either preset= or window=, not both")
+    try:
+        center, width = window
+    except (TypeError, ValueError):
+        raise InvalidWindowError(f"window must be (center, width), got {window!r}", attribute="window") from None
+    return Window(center, width, function or "LINEAR")
+
+
 def resolve(preset, ctx: "RenderContext", max_windows: Optional[int] = None) -> List[VOI]:
     """One VOI per output channel for ``preset``.
 
@@ -68,20 +99,12 @@ def resolve(preset, ctx: "RenderContext", max_windows: Optional[int] = None) -> 
     """
     if preset is None:
         return header_window(ctx)
-    if isinstance(preset, str) and "," in preset:
-        preset = [p for p in (s.strip() for s in preset.split(",")) if p]
-    if isinstance(preset, (str, Preset)):
-        vois = preset_windows(get_preset(preset), ctx)
-    elif isinstance(preset, (Window, VOILut)):
-        vois = [preset]
+    items = preset_items(preset)
+    if len(items) == 1 and isinstance(items[0], (str, Preset)):
+        vois = preset_windows(get_preset(items[0]), ctx)
+    elif len(items) == 1 and isinstance(items[0], (Window, VOILut)):
+        vois = [items[0]]
     else:
-        try:
-            items = list(preset)
-        except TypeError:
-            raise PresetError(f"a preset is a name, a Preset or a sequence of them, got {preset!r}",
-                              attribute="preset") from None
-        if not items:
-            raise PresetError("the list of presets is empty", attribute="preset")
         vois = []
         for item in items:
             vois.extend([item] if isinstance(item, (Window, VOILut)) else preset_windows(get_preset(item), ctx))

@@ -261,6 +261,19 @@ def _option_number(ctx, key: str, default: float) -> float:
     return number
 
 
+def percentile_option(options: dict) -> Tuple[float, float]:
+    """The ``percentiles=(low, high)`` option (default :data:`DEFAULT_PERCENTILES`), checked."""
+    percentiles = options.get("percentiles", DEFAULT_PERCENTILES)
+    try:
+        low, high = (float(p) for p in percentiles)
+    except (TypeError, ValueError):
+        raise PresetError(f"percentiles must be (low, high), got {percentiles!r}", attribute="percentiles") from None
+    if not 0 <= low < high <= 100:
+        raise PresetError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}",
+                          attribute="percentiles")
+    return low, high
+
+
 def percentile_window(ctx: "RenderContext") -> list:
     """Window from the low and high percentiles of the modality values.
 
@@ -270,14 +283,7 @@ def percentile_window(ctx: "RenderContext") -> list:
     Padding Range), NaN and +-inf are ignored.  Percentiles use numpy's default
     (linear) interpolation: ``numpy.percentile(values, (lo, hi))``.
     """
-    percentiles = ctx.options.get("percentiles", DEFAULT_PERCENTILES)
-    try:
-        low, high = (float(p) for p in percentiles)
-    except (TypeError, ValueError):
-        raise PresetError(f"percentiles must be (low, high), got {percentiles!r}", attribute="percentiles") from None
-    if not 0 <= low < high <= 100:
-        raise PresetError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}",
-                          attribute="percentiles")
+    low, high = percentile_option(ctx.options)
     counted = _value_counts(ctx, exclude_padding=True, truncate=False)
     pick: Callable[[Sequence[int]], List[float]]
     if counted is not None:

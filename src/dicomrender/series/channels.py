@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 from .._types import VOI, VOILut, Window
 from ..errors import InvalidWindowError, PresetError, SeriesWarning
 from ..presets import Preset, RenderContext, get_preset
+from ..presets.lookup import explicit_window, preset_items
 from ..presets.windows import auto_window, header_window, histogram_window, minmax_window, percentile_window
 from .sources import SliceHeader
 
@@ -60,21 +61,6 @@ class Channel:
             not any(self.preset.compute is f for f in _BUILTIN)
 
 
-def _flatten(preset) -> List[object]:
-    if isinstance(preset, str) and "," in preset:
-        return [p for p in (s.strip() for s in preset.split(",")) if p]
-    if isinstance(preset, (str, Preset, Window, VOILut)):
-        return [preset]
-    try:
-        items = list(preset)
-    except TypeError:
-        raise PresetError(f"a preset is a name, a Preset or a sequence of them, got {preset!r}",
-                          attribute="preset") from None
-    if not items:
-        raise PresetError("the list of presets is empty", attribute="preset")
-    return items
-
-
 def _expand(item, checked: List[Preset], per_slice: bool) -> List[Channel]:
     if isinstance(item, (Window, VOILut)):
         return [Channel("fixed", item.explanation or "window" if isinstance(item, Window) else "VOI LUT", item)]
@@ -97,18 +83,13 @@ def _expand(item, checked: List[Preset], per_slice: bool) -> List[Channel]:
 
 def channels_for(preset, window, function, per_slice: bool) -> Tuple[List[Channel], List[Preset]]:
     """The channels of ``preset=`` / ``window=``, and every preset involved (for the strict checks)."""
-    if window is not None:
-        if preset is not None:
-            raise ValueError("give either preset= or window=, not both")
-        try:
-            center, width = window
-        except (TypeError, ValueError):
-            raise InvalidWindowError(f"window must be (center, width), got {window!r}", attribute="window") from None
-        return [Channel("fixed", "window", Window(center, width, function or "LINEAR"))], []
+    explicit = explicit_window(preset, window, function)
+    if explicit is not None:
+        return [Channel("fixed", "window", explicit)], []
     if preset is None:
         return [Channel("slice" if per_slice else "header", "header")], []
     checked: List[Preset] = []
-    channels = [c for item in _flatten(preset) for c in _expand(item, checked, per_slice)]
+    channels = [c for item in preset_items(preset) for c in _expand(item, checked, per_slice)]
     return channels, checked
 
 

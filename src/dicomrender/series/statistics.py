@@ -26,7 +26,7 @@ import numpy as np
 
 from .._types import Modality, StoredFormat, Window
 from ..errors import PresetError
-from ..presets.windows import DEFAULT_HISTOGRAM_PERCENT, DEFAULT_PERCENTILES
+from ..presets.windows import DEFAULT_HISTOGRAM_PERCENT, percentile_option
 
 __all__ = ["SeriesCounts", "series_window", "KINDS"]
 
@@ -166,14 +166,7 @@ def _weighted_percentiles(values: np.ndarray, counts: np.ndarray, qs: Tuple[floa
 
 
 def _percentile(counts: SeriesCounts, options: dict) -> Window:
-    percentiles = options.get("percentiles", DEFAULT_PERCENTILES)
-    try:
-        low, high = (float(p) for p in percentiles)
-    except (TypeError, ValueError):
-        raise PresetError(f"percentiles must be (low, high), got {percentiles!r}", attribute="percentiles") from None
-    if not 0 <= low < high <= 100:
-        raise PresetError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}",
-                          attribute="percentiles")
+    low, high = percentile_option(options)
     values, weights = counts.values(exclude_padding=True, truncate=False)
     if values.size == 0:
         raise PresetError("no pixel values to take percentiles of: every pixel of the series is Pixel Padding "
