@@ -37,7 +37,7 @@ DEFAULT_PERCENTILES = (1.0, 99.0)
 #: Percentage of pixels ignored at each end by the ``histogram`` preset (``histogram_percent=``).
 DEFAULT_HISTOGRAM_PERCENT = 5.0
 
-def _range_window(low: float, high: float, explanation: str) -> Window:
+def range_window(low: float, high: float, explanation: str) -> Window:
     """The window dcmtk builds from a value range: ``low`` maps to 0, ``high`` to 255.
 
     c = (low + high + 1) / 2, w = high - low + 1 (DICOM Supplement 33: "a Window
@@ -222,8 +222,8 @@ def minmax_window(ctx: "RenderContext") -> list:
     """
     bounds = _value_range(ctx, exclude_padding=False)
     if bounds is None:  # only NaN and +-inf (float data)
-        return [_range_window(0.0, 0.0, "Min-Max Window")]
-    return [_range_window(bounds[0], bounds[1], "Min-Max Window")]
+        return [range_window(0.0, 0.0, "Min-Max Window")]
+    return [range_window(bounds[0], bounds[1], "Min-Max Window")]
 
 
 def auto_window(ctx: "RenderContext") -> list:
@@ -237,7 +237,7 @@ def auto_window(ctx: "RenderContext") -> list:
     bounds = _value_range(ctx, exclude_padding=True)
     if bounds is None:
         return minmax_window(ctx)
-    return [_range_window(bounds[0], bounds[1], "Auto Window")]
+    return [range_window(bounds[0], bounds[1], "Auto Window")]
 
 
 def _value_range(ctx: "RenderContext", exclude_padding: bool) -> Optional[Tuple[float, float]]:
@@ -250,8 +250,8 @@ def _value_range(ctx: "RenderContext", exclude_padding: bool) -> Optional[Tuple[
     return (low, high) if total else None
 
 
-def _option_number(ctx, key: str, default: float) -> float:
-    value = ctx.options.get(key, default)
+def _option_number(options: dict, key: str, default: float) -> float:
+    value = options.get(key, default)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -259,6 +259,39 @@ def _option_number(ctx, key: str, default: float) -> float:
     if not math.isfinite(number):
         raise PresetError(f"{key} must be finite, got {value!r}", attribute=key)
     return number
+
+
+def histogram_percent_option(options: dict) -> float:
+    """The ``histogram_percent=`` option (default :data:`DEFAULT_HISTOGRAM_PERCENT`), checked: 0..100."""
+    percent = _option_number(options, "histogram_percent", DEFAULT_HISTOGRAM_PERCENT)
+    if not 0 <= percent <= 100:
+        raise PresetError(f"histogram_percent must be 0..100, got {percent:g}", attribute="histogram_percent")
+    return percent
+
+
+def histogram_ends(occupied: np.ndarray, quant: np.ndarray, threshold: int) -> Tuple[int, int]:
+    """The bins where dcmtk's walk in from each end reaches ``threshold`` pixels (``occupied``: the
+    occupied bins in order, ``quant``: their pixel counts)."""
+    first = occupied[np.searchsorted(np.cumsum(quant), threshold, side="left")]
+    last = occupied[::-1][np.searchsorted(np.cumsum(quant[::-1]), threshold, side="left")]
+    return int(first), int(last)
+
+
+def histogram_limits(low: int, high: int, threshold: int, ends: Tuple[int, int]) -> Optional[Tuple[int, int]]:
+    """The value range of dcmtk's histogram window (``DiMonoPixelTemplate::getHistogramWindow``), or None
+    where dcmtk finds none (the caller falls back to min-max).  dcmtk's walk is asymmetric and kept as
+    is: the low end is one value above the bin where the count is reached, the high end that bin."""
+    if low >= high:
+        return None
+    n = high - low + 1
+    if threshold == 0:
+        start, stop = 0, n
+    else:
+        start = min(ends[0] - low + 1, n)
+        stop = max(ends[1] - low, 0)
+    minvalue = low + start if start < n else 0
+    maxvalue = low + stop if stop > 0 else 0
+    return None if minvalue >= maxvalue else (minvalue, maxvalue)
 
 
 def percentile_option(options: dict) -> Tuple[float, float]:
@@ -300,7 +333,7 @@ def percentile_window(ctx: "RenderContext") -> list:
         raise PresetError("no pixel values to take percentiles of: every pixel is Pixel Padding, NaN or +-inf",
                           attribute="PixelPaddingValue")
     lo, hi = _percentiles(total, (low, high), pick)
-    return [_range_window(lo, hi, f"Percentile {low:g}-{high:g}")]
+    return [range_window(lo, hi, f"Percentile {low:g}-{high:g}")]
 
 
 def _percentiles(total: int, percents: Sequence[float], pick: Callable[[Sequence[int]], List[float]]) -> List[float]:
@@ -332,9 +365,7 @@ def histogram_window(ctx: "RenderContext") -> list:
     ``DiMonoPixelTemplate::getHistogramWindow``.  Where dcmtk finds no window
     (a flat image), the min-max window is used.
     """
-    percent = _option_number(ctx, "histogram_percent", DEFAULT_HISTOGRAM_PERCENT)
-    if not 0 <= percent <= 100:
-        raise PresetError(f"histogram_percent must be 0..100, got {percent:g}", attribute="histogram_percent")
+    percent = histogram_percent_option(ctx.options)
     counted = _value_counts(ctx, exclude_padding=False)
     if counted is None:  # every pixel's value, streamed: the ends of the walk are order statistics
         total, pick = _selection(lambda: _dcmtk_blocks(ctx, exclude_padding=False))
@@ -345,7 +376,8 @@ def histogram_window(ctx: "RenderContext") -> list:
             return minmax_window(ctx)
         low, high = int(low_value), int(high_value)  # float data: one bin per integer
         threshold = int(percent / 100.0 * total)
-        ends = [int(np.trunc(v)) for v in pick([threshold - 1, total - threshold])] if threshold else [low, high]
+        picked = pick([threshold - 1, total - threshold]) if threshold else [low, high]
+        ends = (int(np.trunc(picked[0])), int(np.trunc(picked[1])))
     else:
         values, counts = counted
         if values.size == 0:
@@ -361,23 +393,11 @@ def histogram_window(ctx: "RenderContext") -> list:
         quant = np.bincount(inverse.reshape(-1), weights=counts).astype(np.int64)
         total = int(counts.sum())
         threshold = int(percent / 100.0 * total)
-        ends = [int(occupied[np.searchsorted(np.cumsum(quant), threshold, side="left")]),
-                int(occupied[::-1][np.searchsorted(np.cumsum(quant[::-1]), threshold, side="left")])] \
-            if threshold else [low, high]
-    if low >= high:
+        ends = histogram_ends(occupied, quant, threshold) if threshold else (low, high)
+    limits = histogram_limits(low, high, threshold, ends)
+    if limits is None:
         return minmax_window(ctx)
-    n = high - low + 1
-    if threshold == 0:
-        start, stop = 0, n
-    else:
-        first, last = ends
-        start = min(int(first) - low + 1, n)
-        stop = max(int(last) - low, 0)
-    minvalue = low + start if start < n else 0
-    maxvalue = low + stop if stop > 0 else 0
-    if minvalue >= maxvalue:
-        return minmax_window(ctx)
-    return [_range_window(float(minvalue), float(maxvalue), f"Histogram Window {percent:g}%")]
+    return [range_window(float(limits[0]), float(limits[1]), f"Histogram Window {percent:g}%")]
 
 
 def header_window(ctx: "RenderContext") -> list:

@@ -26,7 +26,13 @@ import numpy as np
 
 from .._types import Modality, StoredFormat, Window
 from ..errors import PresetError
-from ..presets.windows import DEFAULT_HISTOGRAM_PERCENT, percentile_option
+from ..presets.windows import (
+    histogram_ends,
+    histogram_limits,
+    histogram_percent_option,
+    percentile_option,
+    range_window,
+)
 
 __all__ = ["SeriesCounts", "series_window", "KINDS"]
 
@@ -126,23 +132,18 @@ class SeriesCounts:
         return merged, totals
 
 
-def _range_window(low: float, high: float, explanation: str) -> Window:
-    # the window dcmtk builds from a value range, as presets.windows does for one image
-    return Window((low + high + 1) / 2, high - low + 1, "LINEAR", explanation)
-
-
 def _minmax(counts: SeriesCounts) -> Window:
     values, _ = counts.values(exclude_padding=False, truncate=True)
     if values.size == 0:
-        return _range_window(0.0, 0.0, "Min-Max Window")
-    return _range_window(float(values[0]), float(values[-1]), "Min-Max Window")
+        return range_window(0.0, 0.0, "Min-Max Window")
+    return range_window(float(values[0]), float(values[-1]), "Min-Max Window")
 
 
 def _auto(counts: SeriesCounts) -> Window:
     values, _ = counts.values(exclude_padding=True, truncate=True)
     if values.size == 0:
         return _minmax(counts)
-    return _range_window(float(values[0]), float(values[-1]), "Auto Window")
+    return range_window(float(values[0]), float(values[-1]), "Auto Window")
 
 
 def _weighted_percentiles(values: np.ndarray, counts: np.ndarray, qs: Tuple[float, float]) -> List[float]:
@@ -172,17 +173,12 @@ def _percentile(counts: SeriesCounts, options: dict) -> Window:
         raise PresetError("no pixel values to take percentiles of: every pixel of the series is Pixel Padding "
                           "or not finite", attribute="PixelPaddingValue")
     lo, hi = _weighted_percentiles(values, weights, (low, high))
-    return _range_window(lo, hi, f"Percentile {low:g}-{high:g}")
+    return range_window(lo, hi, f"Percentile {low:g}-{high:g}")
 
 
 def _histogram(counts: SeriesCounts, options: dict) -> Window:
-    value = options.get("histogram_percent", DEFAULT_HISTOGRAM_PERCENT)
-    try:
-        percent = float(value)
-    except (TypeError, ValueError):
-        raise PresetError(f"histogram_percent must be a number, got {value!r}", attribute="histogram_percent") from None
-    if not 0 <= percent <= 100:
-        raise PresetError(f"histogram_percent must be 0..100, got {percent:g}", attribute="histogram_percent")
+    """dcmtk's histogram window over the whole series, as :func:`dicomrender.presets.windows.histogram_window`."""
+    percent = histogram_percent_option(options)
     values, weights = counts.values(exclude_padding=False, truncate=True)
     if values.size == 0 or not np.all(np.abs(values) < 2.0 ** 62):
         return _minmax(counts)
@@ -190,22 +186,12 @@ def _histogram(counts: SeriesCounts, options: dict) -> Window:
     occupied, inverse = np.unique(occupied, return_inverse=True)
     quant = np.bincount(inverse, weights=weights).astype(np.int64)
     low, high = int(occupied[0]), int(occupied[-1])
-    if low >= high:
-        return _minmax(counts)
-    n = high - low + 1
     threshold = int(percent / 100.0 * int(weights.sum()))
-    if threshold == 0:
-        start, stop = 0, n
-    else:  # dcmtk's walk in from each end (DiMonoPixelTemplate::getHistogramWindow), as presets.windows
-        first = occupied[np.searchsorted(np.cumsum(quant), threshold, side="left")]
-        last = occupied[::-1][np.searchsorted(np.cumsum(quant[::-1]), threshold, side="left")]
-        start = min(int(first) - low + 1, n)
-        stop = max(int(last) - low, 0)
-    minvalue = low + start if start < n else 0
-    maxvalue = low + stop if stop > 0 else 0
-    if minvalue >= maxvalue:
+    ends = histogram_ends(occupied, quant, threshold) if threshold else (low, high)
+    limits = histogram_limits(low, high, threshold, ends)
+    if limits is None:
         return _minmax(counts)
-    return _range_window(float(minvalue), float(maxvalue), f"Histogram Window {percent:g}%")
+    return range_window(float(limits[0]), float(limits[1]), f"Histogram Window {percent:g}%")
 
 
 def series_window(kind: str, counts: SeriesCounts, options: dict) -> Window:
