@@ -7,6 +7,8 @@ keep working.  Messages name the file (when known) and the DICOM attribute.
 
 from __future__ import annotations
 
+import operator
+
 __all__ = [
     "DicomRenderError",
     "InvalidArgumentError",
@@ -168,3 +170,18 @@ class DuplicateSliceError(SeriesGeometryError):
 class SeriesWarning(UserWarning):
     """Something about a series worth knowing but not fatal: irregular spacing, missing slices, objects
     without pixels skipped, header windows that differ between slices."""
+
+
+def integer_argument(value, low: int, high: int, attribute: str) -> int:
+    """``value`` as an int from ``low`` to ``high``: :class:`TypeError` for a non-integer (bool included),
+    :class:`InvalidArgumentError` naming ``attribute`` outside the range.  The one check of integer
+    arguments (threads, JPEG quality, PNG compression level)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{attribute} must be an integer, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{attribute} must be an integer, got {type(value).__name__} {value!r}") from None
+    if not low <= number <= high:
+        raise InvalidArgumentError(f"{attribute} must be from {low} to {high}, got {number}", attribute=attribute)
+    return number

@@ -7,7 +7,6 @@ the whole file, even when the process is killed mid-write.
 
 from __future__ import annotations
 
-import operator
 import os
 import stat
 import sys
@@ -16,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import InvalidArgumentError, OutputPathError
+from .errors import InvalidArgumentError, OutputPathError, integer_argument
 
 __all__ = ["IMAGE_FORMATS", "FORMAT_SUFFIXES", "FILE_CHANNELS", "TEMP_PREFIX", "TEMP_SUFFIX", "image_format",
            "check_channels", "check_encoding", "encode_image", "write_image", "write_atomic", "is_complete_image",
@@ -53,23 +52,11 @@ def check_channels(count: int) -> None:
                                    f"preset, or three for an RGB image", attribute="preset")
 
 
-def _integer_in(value, low: int, high: int, attribute: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{attribute} must be an integer, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{attribute} must be an integer, got {type(value).__name__} {value!r}") from None
-    if not low <= number <= high:
-        raise InvalidArgumentError(f"{attribute} must be from {low} to {high}, got {number}", attribute=attribute)
-    return number
-
-
 def check_encoding(quality: int = 95, compress_level: int = 6) -> None:
     """Refuse a JPEG ``quality`` outside 1..100 or a PNG ``compress_level`` outside 0..9
     (:class:`~dicomrender.errors.InvalidArgumentError`; :class:`TypeError` for non-integers)."""
-    _integer_in(quality, 1, 100, "quality")
-    _integer_in(compress_level, 0, 9, "compress_level")
+    integer_argument(quality, 1, 100, "quality")
+    integer_argument(compress_level, 0, 9, "compress_level")
 
 
 def encode_image(pixels: np.ndarray, fmt: str, *, quality: int = 95, compress_level: int = 6) -> bytes:

@@ -10,14 +10,13 @@ the thread budget: the usable cores, or the default when it is set higher.
 from __future__ import annotations
 
 import math
-import operator
 import os
 import warnings
 from pathlib import Path
 from typing import Dict, Optional, Union
 
 from .. import _kernel
-from ..errors import InvalidArgumentError
+from ..errors import integer_argument
 
 __all__ = ["usable_cpus", "cgroup_cpu_limit", "set_threads", "get_threads", "resolve_threads", "check_threads",
            "MAX_THREADS", "ENV_THREADS"]
@@ -117,15 +116,7 @@ def check_threads(n, attribute: str = "threads") -> int:
     InvalidArgumentError
         ``n`` is below 1 or above :data:`MAX_THREADS`.
     """
-    if isinstance(n, bool):
-        raise TypeError(f"{attribute} must be an integer, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"{attribute} must be an integer, got {type(n).__name__} {n!r}") from None
-    if not 1 <= n <= MAX_THREADS:
-        raise InvalidArgumentError(f"{attribute} must be from 1 to {MAX_THREADS}, got {n}", attribute=attribute)
-    return n
+    return integer_argument(n, 1, MAX_THREADS, attribute)
 
 
 _USABLE = usable_cpus()
