@@ -71,7 +71,7 @@ def test_declared_options_are_accepted(ct_dataset):
 
 def test_built_in_presets_declare_their_options():
     declared = {p.name: p.options for p in dicomrender.list_presets() if p.source == "dicomrender"}
-    assert declared["header"] == ("voi_index", "voi_explanation")
+    assert declared["header"] == ("voi_index", "voi_explanation", "voi")
     assert declared["percentile"] == ("percentiles",)
     assert declared["histogram"] == ("histogram_percent",)
     assert declared["auto"] == declared["minmax"] == declared["brain"] == declared["ich_rgb"] == ()

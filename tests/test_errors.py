@@ -25,10 +25,16 @@ def test_bad_window_argument(ct_dataset, window, match):
 def test_bad_header_window_names_file_and_attribute(tmp_path):
     ds = make_dataset(np.zeros((4, 4), np.uint16), WindowCenter=40, WindowWidth=0)
     path = write_dataset(ds, tmp_path / "zero_width.dcm")
-    with pytest.raises(errors.InvalidWindowError) as info:
+    # an invalid header window is skipped with a warning naming the file and the attribute (as dcmtk)
+    with pytest.warns(errors.HeaderWindowWarning) as caught:
         dicomrender.render(path)
-    assert "zero_width.dcm" in str(info.value) and "WindowWidth" in str(info.value)
-    assert info.value.attribute == "WindowWidth" and info.value.filename == path
+    warning = caught[0].message
+    assert "zero_width.dcm" in str(warning) and "WindowWidth" in str(warning)
+    assert warning.attribute == "WindowWidth" and warning.filename == path
+    # the same window given by the caller is an error
+    with pytest.raises(errors.InvalidWindowError) as info:
+        dicomrender.render(path, window=(40, 0))
+    assert info.value.attribute == "WindowWidth" and "width" in str(info.value)
 
 
 def test_dataset_without_pixel_data(ct_dataset):

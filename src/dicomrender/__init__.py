@@ -17,6 +17,8 @@ from .engine import get_threads, set_threads, window
 from .errors import (
     DicomRenderError,
     DuplicateSliceError,
+    FrameTimingWarning,
+    HeaderWindowWarning,
     InvalidArgumentError,
     InvalidDatasetError,
     InvalidWindowError,
@@ -27,6 +29,7 @@ from .errors import (
     PixelLimitError,
     PluginError,
     PluginWarning,
+    PresentationStateError,
     PresetError,
     SeriesError,
     SeriesGeometryError,
@@ -35,6 +38,7 @@ from .errors import (
     UnknownPresetError,
     UnsupportedImageError,
 )
+from .explain import Explanation, explain
 from .presets import Preset, RenderContext, get_preset, hookimpl, list_presets, register_plugin
 from .rendering import render, save
 from .series import SeriesDataset, find_series, render_series
@@ -44,6 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "render",
     "save",
+    "explain",
+    "Explanation",
     "convert",
     "find_series",
     "render_series",
@@ -63,6 +69,8 @@ __all__ = [
     "errors",
     "DicomRenderError",
     "DuplicateSliceError",
+    "FrameTimingWarning",
+    "HeaderWindowWarning",
     "InvalidArgumentError",
     "SeriesError",
     "SeriesGeometryError",
@@ -78,6 +86,7 @@ __all__ = [
     "PluginError",
     "PluginWarning",
     "PresetError",
+    "PresentationStateError",
     "UnknownPresetError",
     "UnsupportedImageError",
 ]

@@ -24,11 +24,15 @@ __all__ = [
     "PixelLimitError",
     "OutputPathError",
     "PluginWarning",
+    "DicomRenderWarning",
+    "HeaderWindowWarning",
     "SeriesError",
     "SeriesSelectionError",
     "SeriesGeometryError",
     "DuplicateSliceError",
     "SeriesWarning",
+    "PresentationStateError",
+    "FrameTimingWarning",
 ]
 
 
@@ -129,6 +133,41 @@ class OutputPathError(DicomRenderError, ValueError):
     or would replace an input."""
 
 
+class PresentationStateError(DicomRenderError, ValueError):
+    """A presentation state cannot be applied to the image: not a Grayscale Softcopy Presentation State,
+    it does not reference the image (series, image or frame), or one of its attributes is unusable.
+    ``filename`` names the state file, ``attribute`` the attribute at fault."""
+
+
+class DicomRenderWarning(UserWarning):
+    """Base class of the warnings about an image that dicomrender renders anyway; like the errors, it
+    names the file (when known) and the attribute (``filename``, ``attribute``)."""
+
+    def __init__(self, message: str, *, filename: str | None = None, attribute: str | None = None):
+        self.filename = filename
+        self.attribute = attribute
+        self.detail = message
+        super().__init__(f"{filename}: {message}" if filename else message)
+
+    def __reduce__(self):
+        return (_rebuild_warning, (type(self), self.detail, self.filename, self.attribute))
+
+    def with_filename(self, filename: str | None) -> "DicomRenderWarning":
+        """This warning naming ``filename`` (itself when it names a file already or ``filename`` is None)."""
+        if not filename or self.filename:
+            return self
+        return type(self)(self.detail, filename=filename, attribute=self.attribute)
+
+
+def _rebuild_warning(cls, message, filename, attribute):
+    return cls(message, filename=filename, attribute=attribute)
+
+
+class HeaderWindowWarning(DicomRenderWarning):
+    """A header window that cannot be used (WindowWidth below 1 with LINEAR, 0 or NaN...) was skipped, as
+    dcmtk skips it: the header's VOI LUT, else the ``auto`` window, applied instead."""
+
+
 class PluginWarning(UserWarning):
     """A preset plugin could not be loaded or its hook failed; it was skipped."""
 
@@ -165,6 +204,12 @@ class SeriesGeometryError(SeriesError):
 
 class DuplicateSliceError(SeriesGeometryError):
     """Two or more slices of a series lie at the same position (copies, or echoes / time points)."""
+
+
+class FrameTimingWarning(UserWarning):
+    """A frame timing attribute (Frame Time, Frame Time Vector, Cine Rate, Recommended Display Frame
+    Rate) is unusable (zero, negative, NaN, absurd, of the wrong length): the next source of the frame
+    rate is used, at worst the default rate."""
 
 
 class SeriesWarning(UserWarning):

@@ -44,9 +44,17 @@ class Report:
         self.details = []
         self.excluded = {}
         self.colour = {}
+        self.overlays = {}
+        self.pstate = {}
+
+    def add_pstate(self, label, name, note, against, pixels, identical, at_integer_points, ok):
+        self.pstate[label] = (name, note, against, pixels, identical, at_integer_points, ok)
 
     def add_colour(self, name, row):
         self.colour[name] = row
+
+    def add_overlay(self, name, row):
+        self.overlays[name] = row
 
     def add(self, name, summary, comparisons):
         self.rows[name] = (summary, comparisons)
@@ -117,6 +125,35 @@ class Report:
                 row = self.colour[name]
                 lines.append(f"| {name} | {row['photometric']} | {row['bits']} | {row['frames']} | {row['tsyntax']} | "
                              f"{row['identical']:.3f} % | {row['worst']} |")
+        if self.overlays:
+            lines += ["", "## Overlays", "",
+                      "`render(..., overlays=True)` against dcm2pnm's default overlay display (`+O 0`: Graphic planes "
+                      "replaced by 255, ROI planes darken the rest of their rectangle by `>> 4`), same `+Ww` window. "
+                      "Pass: identical except where dcmtk's render without overlays (`-O`) is 1 lower at an "
+                      "exact-integer y' (there the burnt pixel may be 1 lower too). *changed*: pixels the overlays "
+                      "changed in `render`'s output.", "",
+                      "| file or case | planes (index: type rows x columns at origin) | photometric | frames | window | "
+                      "pixels | changed | identical | 1 lower | result |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
+            for name in sorted(self.overlays, key=str.lower):
+                row = self.overlays[name]
+                result = "FAIL" if row["failures"] else "pass"
+                note = f" ({row['note']})" if row.get("note") else ""
+                lines.append(f"| {name} | {row['planes']} | {row['photometric']} | {row['frames']} | {row['window']} | "
+                             f"{row['pixels']:,} | {row['changed']:,} | {row['identical']:.3f} % | {row['lower']:,} | "
+                             f"{result}{note} |")
+        if self.pstate:
+            lines += ["", "## Presentation states", "",
+                      "States made by `dcmpsmk` from the test image and edited with pydicom, rendered by "
+                      "`dcmp2pgm -p STATE IMAGE OUT` and by `render(image, presentation_state=STATE)` "
+                      "(tests/conformance/test_dcmtk_pstate.py). Where dcmp2pgm does not render a step (geometric "
+                      "shutters, the Displayed Area, overlays the state activates, VOI LUT Functions) the reference "
+                      "is dcmp2pgm's image with that step applied by hand in the test (*compared with*).", "",
+                      "| case | image | compared with | pixels | identical | 1 lower at integer y' | result | note |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for label, (name, note, against, pixels, identical, low, ok) in self.pstate.items():
+                lines.append(f"| {label} | {name} | {against} | {pixels:,} | {100.0 * identical / max(pixels, 1):.3f} % "
+                             f"| {low:,} | {'pass' if ok else 'FAIL'} | {note} |")
         lines += [
             "",
             "## Excluded",
@@ -131,7 +168,8 @@ class Report:
                   "| file or transfer syntax | why |", "|---|---|"]
         for name, reason in sorted(dcmtk_support.DECODED_COPY.items()):
             lines.append(f"| {name} | {reason} |")
-        failures = [f for c in self.details for f in c.failures]
+        failures = [f for c in self.details for f in c.failures] + \
+            [f for row in self.overlays.values() for f in row["failures"]]
         if failures:
             lines += ["", "## Failures", ""] + [f"- {f}" for f in failures]
         return "\n".join(lines) + "\n"
@@ -141,7 +179,7 @@ class Report:
 def report(tmp_path_factory):
     collected = Report()
     yield collected
-    if not collected.rows and not collected.colour:
+    if not collected.rows and not collected.colour and not collected.overlays and not collected.pstate:
         return
     target = os.environ.get("DICOMRENDER_CONFORMANCE_REPORT")
     if not target:

@@ -47,3 +47,21 @@ def test_ybr_close_to_dcmtk_and_exact_to_the_formula(name, dcmtk, report):
     raw = pydicom.pixels.pixel_array(path, raw=True)  # YBR_FULL_422 comes upsampled to YBR_FULL
     expected = pydicom.pixels.convert_color_space(raw, "YBR_FULL", "RGB")
     np.testing.assert_array_equal(dicomrender.render(path), expected)
+
+
+#: Colour JPEG Baseline files (YBR_FULL_422 and YBR_FULL), decoded by dcmtk's dcmj2pnm.
+JPEG_BASELINE_COLOUR = ["SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_rgb_dcmtk_+eb+cy+s2.dcm", "examples_ybr_color.dcm",
+                        "color3d_jpeg_baseline.dcm", "SC_rgb_dcmtk_+eb+cy+n1.dcm", "SC_rgb_dcmtk_+eb+cy+n2.dcm",
+                        "SC_rgb_dcmtk_+eb+cy+s4.dcm", "SC_rgb_jpeg_dcmtk.dcm"]
+
+
+@pytest.mark.parametrize("name", JPEG_BASELINE_COLOUR)
+def test_jpeg_baseline_colour_identical_to_dcmj2pnm(name, dcmtk, report):
+    """dcmtk, Orthanc, PixelMed and Pillow's libjpeg agree on these files; pylibjpeg-libjpeg differs by up to
+    5 levels (color3d_jpeg_baseline.dcm), so render decodes colour JPEG Baseline with Pillow."""
+    difference = _compare(name, report)
+    assert difference.max() == 0, f"{np.count_nonzero(difference)} samples differ, by up to {difference.max()}"
+    # the decoder render prefers is the one that agrees: Pillow through pydicom gives the same samples
+    path = support.test_file(name)
+    pillow = pydicom.pixels.pixel_array(path, decoding_plugin="pillow")
+    np.testing.assert_array_equal(dicomrender.render(path).reshape(pillow.shape), pillow)

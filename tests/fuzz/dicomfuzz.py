@@ -360,7 +360,7 @@ def mutate(ds, rng: random.Random, log: List[str], post: Optional[list] = None) 
 
 #: Kinds of :func:`mutate` that build the hostile classes of issue 13, with their weights.
 HOSTILE_KINDS = {"codestream": 5, "fragments": 3, "deflate": 4, "nested": 3, "tinyframes": 2, "float": 2,
-                 "wide": 2, "undefined": 2}
+                 "wide": 2, "undefined": 2, "overlay": 3, "pstate": 3}
 _NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 
@@ -698,6 +698,105 @@ def _deflate_family(ds, rng: random.Random, log: List[str], post: list) -> None:
     log.append(f"deflate:{how}" + (f":{mib}MiB" if how.startswith("bomb") else ""))
 
 
+def _overlay_family(ds, rng: random.Random, log: List[str]) -> None:
+    """An overlay plane (rendered with ``overlays=True``, see :func:`run_case`) declaring sizes its Overlay Data
+    does not hold, a huge, negative or text Number of Frames in Overlay, an origin far away or with one value,
+    no Overlay Rows, an unknown type, or bits embedded on the stored value's bits; or a valid plane."""
+    group = rng.choice((0x6000, 0x6002, 0x601E))
+    rows, columns = int(ds.get("Rows", 1) or 1), int(ds.get("Columns", 1) or 1)
+    how = rng.choice(("huge", "short", "frames", "origin", "norows", "type", "embedded", "valid"))
+    plane_rows, plane_columns = (65535, 65535) if how == "huge" else (max(rows // 2, 1), max(columns // 2, 1))
+    ds.add_new((group, 0x0010), "US", plane_rows)
+    ds.add_new((group, 0x0011), "US", plane_columns)
+    ds.add_new((group, 0x0040), "CS", "X" if how == "type" else rng.choice(("G", "R")))
+    origin = rng.choice(([1, 1], [-32768, 5], [32767, 32767], [rows, columns], [-3, -7]))
+    ds.add_new((group, 0x0050), "SS", origin[:1] if how == "origin" and rng.random() < 0.5 else origin)
+    ds.add_new((group, 0x0100), "US", 16 if how == "embedded" else 1)
+    ds.add_new((group, 0x0102), "US", rng.choice((0, 15, 31)) if how == "embedded" else 0)
+    if how == "frames":
+        ds.add_new((group, 0x0015), "IS", rng.choice(("2147483647", "-1", "0", "3", "99999")))
+        ds.add_new((group, 0x0051), "US", rng.choice((0, 1, 65535)))
+    if how != "embedded":
+        bits = plane_rows * plane_columns
+        size = (bits + 7) // 8 if how in ("valid", "origin", "type", "frames", "norows") else rng.choice((0, 2, 64))
+        ds.add_new((group, 0x3000), "OW", bytes(rng.getrandbits(8) for _ in range(min(size, 1 << 16))) +
+                   bytes(max(size - (1 << 16), 0)) + b"\0" * (size % 2))
+    if how == "norows":
+        del ds[(group << 16) | 0x0010]
+    log.append(f"overlay:{how}:{group:04x}")
+
+
+def _pstate_family(ds, rng: random.Random, log: List[str]) -> None:
+    """A Grayscale Softcopy Presentation State for the image (rendered with ``presentation_state=``, see
+    :func:`run_case`), with one hostile part: a million polygon vertices, a nonsense rotation, a huge
+    displayed area or magnification, a negative or NaN radius, shutters far outside, thousands of referenced
+    images or none that match, annotations with huge coordinates, a bad Presentation LUT; or a valid state."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+
+    gsps = "1.2.840.10008.5.1.4.1.1.11.1"
+    ds.SOPInstanceUID = ds.get("SOPInstanceUID") or generate_uid()
+    ds.SeriesInstanceUID = ds.get("SeriesInstanceUID") or generate_uid()
+    state = Dataset()
+    state.file_meta = FileMetaDataset()
+    state.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    state.file_meta.MediaStorageSOPClassUID = state.SOPClassUID = gsps
+    state.file_meta.MediaStorageSOPInstanceUID = state.SOPInstanceUID = generate_uid()
+    how = rng.choice(("vertices", "rotation", "area", "magnify", "radius", "outside", "references", "unreferenced",
+                      "annotations", "plut", "valid"))
+    refs = []
+    for i in range(20_000 if how == "references" else 0):
+        ref = Dataset()
+        ref.ReferencedSOPInstanceUID = f"1.2.3.{i}"
+        refs.append(ref)
+    mine = Dataset()
+    mine.ReferencedSOPInstanceUID = "9.9.9" if how == "unreferenced" else ds.SOPInstanceUID
+    series = Dataset()
+    series.SeriesInstanceUID = ds.SeriesInstanceUID
+    series.ReferencedImageSequence = Sequence(refs + [mine])
+    state.ReferencedSeriesSequence = Sequence([series])
+    state.PresentationLUTShape = rng.choice(("IDENTITY", "INVERSE"))
+    if how == "vertices":
+        state.ShutterShape = "POLYGONAL"
+        state.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"  # implicit VR: no 64 KiB limit on IS
+        _set_raw(state, 0x00181620, "IS", b"\\".join([b"1", b"2", b"70000", b"3"] * 500_000))
+    elif how == "rotation":
+        _set_raw(state, 0x00700042, "US", struct.pack("<H", rng.choice((45, 65535, 1))))
+    elif how in ("area", "magnify"):
+        area = Dataset()
+        big = rng.choice((2**31 - 1, 1 << 20))
+        area.DisplayedAreaTopLeftHandCorner = [-big, -big] if how == "area" else [1, 1]
+        area.DisplayedAreaBottomRightHandCorner = [big, big] if how == "area" else [4, 4]
+        area.PresentationSizeMode = "MAGNIFY" if how == "magnify" else "TRUE SIZE"
+        if how == "magnify":
+            _set_raw(area, 0x00700103, "FL", struct.pack("<f", rng.choice((1e30, float("nan"), -2.0, 1e-30))))
+        state.DisplayedAreaSelectionSequence = Sequence([area])
+    elif how in ("radius", "outside"):
+        state.ShutterShape = "CIRCULAR\\RECTANGULAR"
+        state.CenterOfCircularShutter = [-(10**9), 10**9] if how == "outside" else [1, 1]
+        _set_raw(state, 0x00181612, "IS", rng.choice((b"-5", b"NaN", b"1e300", b"99999999999")))
+        for tag, value in ((0x00181602, 10**9), (0x00181604, -(10**9)), (0x00181606, 3), (0x00181608, 2)):
+            _set_raw(state, tag, "IS", str(value).encode())
+        state.ShutterPresentationValue = rng.choice((0, 65535))
+    elif how == "annotations":
+        item, graphic = Dataset(), Dataset()
+        graphic.GraphicAnnotationUnits = rng.choice(("PIXEL", "DISPLAY", "MATRIX"))
+        graphic.GraphicDimensions, graphic.NumberOfGraphicPoints = 2, 2
+        graphic.GraphicType = rng.choice(("POLYLINE", "CIRCLE", "ELLIPSE", "INTERPOLATED", "POINT"))
+        graphic.GraphicData = [-1e30, -1e9, 1e30, 1e9]
+        item.GraphicLayer = "L"
+        item.GraphicObjectSequence = Sequence([graphic])
+        state.GraphicAnnotationSequence = Sequence([item])
+    elif how == "plut":
+        lut = Dataset()
+        _set_raw(lut, 0x00283002, "US", struct.pack("<3H", rng.choice((0, 1, 5)), 0, rng.choice((8, 16, 40))))
+        _set_raw(lut, 0x00283006, "US", b"\xff\xff" * 3)
+        state.PresentationLUTSequence = Sequence([lut])
+    ds.fuzz_state = state
+    log.append(f"pstate:{how}")
+
+
 def hostile_mutation(kind: str, ds, rng: random.Random, log: List[str], post: list) -> None:
     """Apply the hostile family ``kind`` (see :data:`HOSTILE_KINDS`); byte-level ones add to ``post``
     the rewriting of the serialised file they need."""
@@ -715,6 +814,10 @@ def hostile_mutation(kind: str, ds, rng: random.Random, log: List[str], post: li
         _nested_family(ds, rng, log, post)
     elif kind == "undefined":
         _undefined_family(ds, rng, log, post)
+    elif kind == "overlay":
+        _overlay_family(ds, rng, log)
+    elif kind == "pstate":
+        _pstate_family(ds, rng, log)
     else:
         _deflate_family(ds, rng, log, post)
 
@@ -805,8 +908,17 @@ def make_case(corpus: List[Tuple[str, bytes]], seed: int, index: int) -> Dict[st
             data = original
     if rng.random() < 0.12:
         data = _byte_mutation(data, rng, log)
-    return {"seed": seed, "index": index, "source": name, "mutations": log, "options": render_options(rng),
+    case = {"seed": seed, "index": index, "source": name, "mutations": log, "options": render_options(rng),
             "data": data}
+    state = getattr(ds, "fuzz_state", None)
+    if state is not None:  # the presentation state family: the state's bytes go with the image's
+        state_buffer = io.BytesIO()
+        try:
+            state.save_as(state_buffer, enforce_file_format=True)
+            case["state"] = state_buffer.getvalue()
+        except Exception as exc:  # an unwritable value: the case runs without a state
+            log.append(f"unwritable-state:{type(exc).__name__}")
+    return case
 
 
 # ---- running a case ------------------------------------------------------------
@@ -833,10 +945,16 @@ def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
     import dicomrender
     from dicomrender.errors import DicomRenderError
 
+    options = dict(case["options"])
+    if any(m.startswith("overlay:") for m in case["mutations"]):
+        options.setdefault("overlays", True)  # the overlay family's planes are read only when burnt in
+    if case.get("state") is not None:
+        options.pop("preset", None)  # a state sets the VOI: presets are refused with it
+        options.update(presentation_state=io.BytesIO(case["state"]), annotations=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = dicomrender.render(io.BytesIO(case["data"]), **case["options"])
+            result = dicomrender.render(io.BytesIO(case["data"]), **options)
         except DicomRenderError as exc:
             outcome = {"outcome": "error", "message": message_shape(exc)}
         except TypeError as exc:
@@ -1042,7 +1160,10 @@ def save_input(crash_dir: str, case: Dict[str, Any], kind: str, details: Dict[st
     """Write a failing case as ``<kind>-<seed>-<index>.dcm`` (or ``.json`` only for API cases)."""
     os.makedirs(crash_dir, exist_ok=True)
     stem = os.path.join(crash_dir, f"{kind}-{case['seed']}-{case['index']}")
-    meta = {k: v for k, v in case.items() if k != "data"}
+    meta = {k: v for k, v in case.items() if k not in ("data", "state")}
+    if case.get("state") is not None:
+        with open(stem + ".pstate.dcm", "wb") as f:
+            f.write(case["state"])
     meta.update(details)
     if "data" in case:
         with open(stem + ".dcm", "wb") as f:

@@ -34,6 +34,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .._types import Window
 from ..dicom.header import DEFAULT_MAX_MEMORY, check_max_memory
+from ..display.icc import check_iccprofile
+from ..display.viewport import parse_viewport
 from ..engine.threads import usable_cpus
 from ..io import FORMAT_SUFFIXES, check_channels, remove_stale_temporaries
 from ..presets import get_preset
@@ -102,7 +104,7 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
             quality: int = 95, compress_level: int = 6, frames: Union[str, int] = "all", jobs: Optional[int] = None,
             scheduler=None, overwrite: bool = False, report=None, progress: Optional[bool] = None,
             timeout: Optional[float] = None, fsync: bool = False, strict: bool = True,
-            max_memory: Optional[int] = DEFAULT_MAX_MEMORY) -> ConvertReport:
+            max_memory: Optional[int] = DEFAULT_MAX_MEMORY, viewport=None, iccprofile: str = "no") -> ConvertReport:
     """Convert DICOM files and folder trees to JPEG or PNG images under ``outdir``.
 
     Parameters
@@ -158,6 +160,11 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
         :func:`dicomrender.render`): a file whose render would need more
         fails with ``PixelLimitError`` before it is decoded.  Default 4 GiB;
         ``None``: no limit.
+    viewport : (vw, vh) or (vw, vh, sx, sy, sw, sh) or str, optional
+        Scale a region of every image to fit a viewport (:func:`dicomrender.render`).
+    iccprofile : {"no", "yes", "srgb"}
+        Colour images: embed the file's ICC profile, or convert to sRGB
+        (:func:`dicomrender.save`).
 
     Returns
     -------
@@ -194,6 +201,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
                                                  timeout, scheduler)
     _check_paths(outdir, report)
     max_memory = check_max_memory(max_memory)
+    checked_viewport = parse_viewport(viewport)
+    icc = check_iccprofile(iccprofile)
     jobs = int(jobs) if jobs is not None else usable_cpus()
     tasks, planned, protected = collect_tasks(sources, outdir)
     os.makedirs(outdir, exist_ok=True)
@@ -201,7 +210,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     remove_stale_temporaries(outdir_real)
     options = ConvertOptions(outdir_real, names, center_width, format.lower(), int(quality), int(compress_level),
                              frames, bool(overwrite), bool(fsync), bool(strict), threads=1, protected=protected,
-                             max_memory=max_memory)
+                             max_memory=max_memory, iccprofile=icc,
+                             viewport=None if checked_viewport is None else str(checked_viewport))
     records: List[Optional[ConvertRecord]] = [None] * len(tasks)
     bar = _progress_bar(len(tasks), progress)
     failures = [0]

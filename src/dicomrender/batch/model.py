@@ -41,6 +41,9 @@ class ConvertOptions:
     protected: frozenset = frozenset()
     #: The memory budget of each file's render, in bytes (``render(max_memory=)``; None: none).
     max_memory: Optional[int] = DEFAULT_MAX_MEMORY
+    #: PS3.18 rendered parameters: the viewport (text ``vw,vh[,sx,sy,sw,sh]``) and ``iccprofile``.
+    viewport: Optional[str] = None
+    iccprofile: str = "no"
 
     @property
     def suffix(self) -> str:

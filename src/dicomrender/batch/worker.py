@@ -9,7 +9,9 @@ from typing import Any, Dict
 
 from .. import rendering
 from ..dicom.header import frame_count, has_pixel_data
+from ..dicom.icc import icc_profile
 from ..dicom.source import parsed_to_end, read_file
+from ..display.icc import apply_iccprofile
 from ..errors import DicomRenderError, NotDicomError, OutputPathError, PixelDataError
 from ..io import is_complete_image, output_target, write_image
 from .model import FAILED, OK, SKIPPED, ConvertOptions, ConvertRecord, ConvertTask
@@ -124,7 +126,7 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     # rendering.render, looked up per call: a wrapper installed on the module (tests, profilers) is used.
     render = rendering.render
     kwargs: Dict[str, Any] = dict(window=options.window, strict=options.strict, threads=options.threads,
-                                  max_memory=options.max_memory)
+                                  max_memory=options.max_memory, viewport=options.viewport)
     preset = list(options.preset) if isinstance(options.preset, tuple) else options.preset
     if count == 1:
         images = {0: render(ds, preset, **kwargs)}
@@ -135,7 +137,9 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
         images = {k: stack[indices[k]] for k in todo}
     else:
         images = {0: render(ds, preset, frame=indices[0], **kwargs)}
+    profile = icc_profile(ds) if options.iccprofile != "no" else None
     for k in todo:
-        write_image(images[k], targets[k], quality=options.quality, compress_level=options.compress_level,
-                    fsync=options.fsync)
+        image, embed = apply_iccprofile(images[k], options.iccprofile, profile)
+        write_image(image, targets[k], quality=options.quality, compress_level=options.compress_level,
+                    icc_profile=embed, fsync=options.fsync)
     return record

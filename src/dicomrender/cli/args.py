@@ -8,10 +8,12 @@ from typing import Callable, Optional
 
 from ..dicom.header import frame_count
 from ..dicom.source import read_dataset
-from ..errors import InvalidDatasetError
+from ..display.icc import ICC_PROFILE_VALUES
+from ..display.viewport import parse_viewport
+from ..errors import InvalidArgumentError, InvalidDatasetError
 
 __all__ = ["add_window_choice", "add_strict", "add_window_options", "preset_arg", "default_frame", "int_in",
-           "QUALITY", "COMPRESS_LEVEL", "positive_seconds"]
+           "QUALITY", "COMPRESS_LEVEL", "positive_seconds", "add_rendered_options"]
 
 
 def add_window_choice(parser: argparse.ArgumentParser, preset_help: str) -> None:
@@ -66,6 +68,26 @@ def positive_seconds(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
     return value
+
+
+def _viewport(text: str):
+    """An argparse ``type``: ``vw,vh[,sx,sy,sw,sh]`` (PS3.18 ``viewport``)."""
+    try:
+        return parse_viewport(text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(exc.detail) from None
+
+
+def add_rendered_options(parser: argparse.ArgumentParser) -> None:
+    """PS3.18's rendered parameters: ``--viewport``, ``--iccprofile``, ``--annotation``."""
+    parser.add_argument("--viewport", type=_viewport, metavar="VW,VH[,SX,SY,SW,SH]",
+                        help="scale the region SX,SY,SW,SH (default the whole image; negative SW/SH flip) to fit "
+                             "VW x VH pixels, keeping the aspect ratio")
+    parser.add_argument("--iccprofile", choices=ICC_PROFILE_VALUES, type=str.lower, default="no",
+                        help="colour images: embed the file's ICC profile (yes) or convert to sRGB (srgb); "
+                             "default no (adobergb and rommrgb are not supported)")
+    parser.add_argument("--annotation", metavar="patient,technique",
+                        help="burn in patient and/or technique text (PS3.18 annotation)")
 
 
 def preset_arg(text: Optional[str]):

@@ -1,7 +1,7 @@
 """The ``dicomrender`` command: the parser, built from the subcommand modules, and ``main``.
 
-Subcommands: ``render`` (one file), ``demo`` (bundled sample data),
-``presets`` (the preset table), ``convert`` (batch conversion).  Exit status
+Subcommands: ``render`` (one file), ``info`` (how a file renders and why), ``demo`` (bundled sample data),
+``presets`` (the preset table), ``convert`` (batch conversion), ``serve`` (a DICOMweb server).  Exit status
 0 on success, 1 when rendering failed, 2 on bad usage (bad arguments, an
 unknown preset, an invalid window, an unknown output format), each with
 ``dicomrender COMMAND: error: ...`` on stderr.
@@ -14,13 +14,13 @@ import sys
 from typing import Optional, Sequence
 
 from ..errors import DicomRenderError, InvalidArgumentError, UnknownPresetError
-from . import convert, demo, presets, render, series
+from . import convert, demo, info, presets, render, series, serve
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``--help`` lists them: modules with ``add_parser(subparsers)``, which
 #: adds the subcommand with a ``handler(args) -> exit status`` default.
-SUBCOMMANDS: list = [render, demo, presets, convert, series]
+SUBCOMMANDS: list = [render, info, demo, presets, convert, series, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,15 @@ import threading
 
 from ..batch import convert
 from ..errors import UnknownPresetError
-from .args import COMPRESS_LEVEL, QUALITY, add_strict, add_window_choice, positive_seconds, preset_arg
+from .args import (
+    COMPRESS_LEVEL,
+    QUALITY,
+    add_rendered_options,
+    add_strict,
+    add_window_choice,
+    positive_seconds,
+    preset_arg,
+)
 
 #: Exit status when stopped by Ctrl-C (SIGINT) or SIGTERM: 128 + the signal number, as a shell reports it.
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -45,6 +53,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--report", metavar="CSV", help="write the per-file report as CSV")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     add_strict(p)
+    add_rendered_options(p)
     p.set_defaults(handler=run)
 
 
@@ -55,6 +64,10 @@ def _terminate(signum, frame) -> None:
 
 def run(args) -> int:
     """Exit status 0 all converted, 1 some failed, 2 bad usage, 130 interrupted, 143 terminated."""
+    if args.annotation:
+        print("dicomrender convert: error: annotation (burned-in patient / technique text) is not supported",
+              file=sys.stderr)
+        return 2
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -63,7 +76,7 @@ def run(args) -> int:
                          format=args.format, quality=args.quality, compress_level=args.compress_level,
                          frames=args.frames, jobs=args.jobs, scheduler=args.scheduler, overwrite=args.overwrite,
                          report=args.report, progress=False if args.quiet else None, timeout=args.timeout,
-                         fsync=args.fsync, strict=args.strict)
+                         fsync=args.fsync, strict=args.strict, viewport=args.viewport, iccprofile=args.iccprofile)
     except (FileNotFoundError, UnknownPresetError, ValueError, ImportError) as exc:
         print(f"dicomrender convert: error: {exc}", file=sys.stderr)
         return 2

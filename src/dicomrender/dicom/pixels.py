@@ -4,6 +4,11 @@ Native (uncompressed) Pixel Data is viewed straight from the element's bytes, on
 time if asked, so the kernel sees the allocated words exactly as stored (overlay or garbage bits
 above High Bit included: the kernel masks them).  Compressed Pixel Data goes through pydicom's
 decoders, each frame's codestream checked against the header first (:mod:`.codestream`).
+
+Colour JPEG Baseline is decoded by Pillow (libjpeg) where it is installed: its output equals
+dcmtk's, Orthanc's, PixelMed's and pydicom's own Pillow path, while pylibjpeg-libjpeg's differs by
+up to 5 levels on YBR_FULL_422 and YBR_FULL files (its colour conversion and chroma upsampling
+differ); see tests/conformance/REPORT.md.
 """
 
 from __future__ import annotations
@@ -20,7 +25,17 @@ from . import codestream, fragments
 from .elements import get, has, integer, tag_of
 from .header import ImageInfo
 
-__all__ = ["Frames", "read_frames"]
+__all__ = ["Frames", "read_frames", "decoding_plugin", "PREFERRED_PLUGINS"]
+
+#: The decoder plugin preferred per transfer syntax for colour data (the one agreeing with dcmtk).
+PREFERRED_PLUGINS = {pydicom.uid.JPEGBaseline8Bit: "pillow"}
+
+
+def decoding_plugin(decoder, tsyntax, samples_per_pixel: int) -> str:
+    """The pydicom decoding plugin to use: the preferred one of :data:`PREFERRED_PLUGINS` for colour data
+    when it is available, else ``""`` (pydicom's first available)."""
+    preferred = PREFERRED_PLUGINS.get(tsyntax, "") if samples_per_pixel == 3 else ""
+    return preferred if preferred in decoder.available_plugins else ""
 
 
 class Frames(NamedTuple):
@@ -156,7 +171,17 @@ def _decoded(info: ImageInfo, indices: Sequence[int], shape: Tuple[int, ...]) ->
     try:
         options = as_pixel_options(info.dataset, number_of_frames=len(selected), pixel_keyword="PixelData")
         options.pop("extended_offsets", None)
-        array, meta = decoder.as_array(fragments.encapsulate_frames(element.value, selected), raw=True, **options)
+        encapsulated = fragments.encapsulate_frames(element.value, selected)
+        plugin = decoding_plugin(decoder, tsyntax, info.samples_per_pixel)
+        try:
+            array, meta = decoder.as_array(encapsulated, raw=True, decoding_plugin=plugin, **options)
+        except (DicomRenderError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:
+            if not plugin:
+                raise
+            # the preferred plugin refused this codestream: every available plugin, as pydicom does
+            array, meta = decoder.as_array(encapsulated, raw=True, **options)
     except (DicomRenderError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # BaseException: decoders written in Rust raise pyo3's PanicException

@@ -20,8 +20,8 @@ from ..errors import InvalidWindowError, PixelDataError
 from .compile import LUT_MAX_BITS, Compiled, compile_tables
 from .threads import resolve_threads
 
-__all__ = ["Path", "render_stored", "run_table", "table_runner", "prepare_out", "overlaps", "check_window_count",
-           "MAX_WINDOWS"]
+__all__ = ["Path", "render_stored", "chosen_path", "run_table", "table_runner", "prepare_out", "overlaps",
+           "check_window_count", "MAX_WINDOWS"]
 
 #: Most windows (output channels) rendered in one pass.
 MAX_WINDOWS = _kernel.MAX_WINDOWS
@@ -125,6 +125,21 @@ def table_runner(compiled: Compiled, fmt: StoredFormat, path: Path = Path.TABLE)
             kernel_gather(words, tables, out, shift, mask, nthreads)
 
     return run
+
+
+def chosen_path(dtype, fmt: Optional[StoredFormat], modality: Modality, vois: Sequence[VOI],
+                invert: bool = False) -> Path:
+    """The loop :func:`render_stored` with ``path="auto"`` runs now for words of ``dtype`` and these
+    parameters: ``NARROW``, ``AFFINE`` (proven exact) or ``LUT`` (the table gather) for integer data with
+    at most 16 stored bits, as :func:`table_runner` chooses, else ``ARITHMETIC`` or ``REFERENCE``."""
+    path = _auto(np.dtype(dtype).kind == "f", fmt, modality, vois)
+    if path is not Path.TABLE:
+        return path
+    assert fmt is not None  # a table: integer data
+    compiled = compile_tables(fmt, modality, vois, invert)
+    if compiled.narrow is not None and _kernel.narrow_fast(compiled.narrow[2]):
+        return Path.NARROW
+    return Path.AFFINE if compiled.affine is not None else Path.LUT
 
 
 def _params(modality: Rescale, vois: Sequence[Window], invert: bool) -> np.ndarray:

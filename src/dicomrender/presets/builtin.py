@@ -30,7 +30,7 @@ __all__ = ["PRESETS", "HEADER_OPTIONS", "register_presets"]
 _R = "Radiopaedia, Windowing (CT)"
 
 #: The ``render(**options)`` the header window reads; ``render(preset=None)`` takes these.
-HEADER_OPTIONS = ("voi_index", "voi_explanation")
+HEADER_OPTIONS = ("voi_index", "voi_explanation", "voi")
 
 
 def _ct(name: str, center: float, width: float, description: str, reference: str = _R, aliases=()) -> Preset:
@@ -67,7 +67,8 @@ PRESETS = (
            modalities=("CT",), units="HU",
            reference="RSNA Intracranial Hemorrhage Detection 2019 (Flanders et al., Radiol AI 2020)"),
     # from the file and the data
-    Preset("header", "The file's own window (voi_index= or voi_explanation=), else its VOI LUT, else auto.",
+    Preset("header", "The file's own window (voi_index= or voi_explanation=), else its VOI LUT (voi='lut': the "
+           "VOI LUT when it has both), else auto.",
            compute=header_window, options=HEADER_OPTIONS,
            reference="DICOM PS3.3 C.11.2 (Window Center/Width, VOI LUT Sequence)"),
     Preset("auto", "Min-max of the modality values without Pixel Padding (= dcm2pnm +Wm on unpadded images).",

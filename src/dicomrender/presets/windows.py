@@ -9,7 +9,9 @@ same window:
 - :func:`percentile_window` has no dcmtk equivalent.
 
 All of them are computed over the frames being rendered (``render(..., frame=n)``: that frame;
-all frames: every frame sharing the same modality transform), as ``dcm2pnm +F n+1`` / ``+Fa`` do.
+all frames: every frame, in modality values, also when the frames of an enhanced object have
+different Pixel Value Transformations), as ``dcm2pnm +F n+1`` / ``+Fa`` do.  Each ``*_window(ctx)``
+sees one group of frames; :func:`pooled_window` computes the same window over several groups at once.
 Non-finite modality values (NaN and +-inf pixels of float data, or a rescale that overflows) are
 ignored like Pixel Padding: they have no place on a value range; the rendering saturates +-inf pixels
 to 255/0 and renders NaN 0.
@@ -18,18 +20,23 @@ to 255/0 and renders NaN 0.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._types import Window
-from ..errors import InvalidWindowError, PresetError
+from .._types import VOI, HeaderWindow, Window
+from ..errors import HeaderWindowWarning, InvalidArgumentError, InvalidWindowError, PresetError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RenderContext
 
-__all__ = ["header_window", "minmax_window", "auto_window", "percentile_window", "histogram_window",
-           "DEFAULT_PERCENTILES", "DEFAULT_HISTOGRAM_PERCENT"]
+__all__ = ["header_window", "header_choice", "HeaderChoice", "minmax_window", "auto_window", "percentile_window",
+           "histogram_window", "pooled_window", "is_data_driven", "DEFAULT_PERCENTILES", "DEFAULT_HISTOGRAM_PERCENT",
+           "VOI_CHOICES"]
+
+Contexts = Sequence["RenderContext"]
 
 #: Lower and upper percentile of the ``percentile`` preset (``render(..., percentiles=(lo, hi))``).
 DEFAULT_PERCENTILES = (1.0, 99.0)
@@ -46,7 +53,7 @@ def range_window(low: float, high: float, explanation: str) -> Window:
     return Window((low + high + 1) / 2, high - low + 1, "LINEAR", explanation)
 
 
-def _dcmtk_blocks(ctx: "RenderContext", exclude_padding: bool, truncate: bool = True) -> Iterator[np.ndarray]:
+def _dcmtk_blocks(ctxs: Contexts, exclude_padding: bool, truncate: bool = True) -> Iterator[np.ndarray]:
     """Modality values as dcmtk's intermediate image holds them, block by block (bounded memory).
 
     dcmtk stores the modality values of integer images in an integer buffer,
@@ -54,11 +61,12 @@ def _dcmtk_blocks(ctx: "RenderContext", exclude_padding: bool, truncate: bool = 
     3.774); its min-max and histogram windows are computed from those.  Float
     pixel data keeps its values; ``truncate=False`` keeps them for integer data too.
     """
-    # an integer rescale (or a modality LUT) of integers gives integers: nothing to truncate
-    truncate = truncate and ctx.format is not None and not getattr(ctx.transform, "is_integer", False)
-    for values in ctx.modality_blocks(exclude_padding=exclude_padding):
-        values = _finite(values)
-        yield np.trunc(values) if truncate else values
+    for ctx in ctxs:
+        # an integer rescale (or a modality LUT) of integers gives integers: nothing to truncate
+        cut = truncate and ctx.format is not None and not getattr(ctx.transform, "is_integer", False)
+        for values in ctx.modality_blocks(exclude_padding=exclude_padding):
+            values = _finite(values)
+            yield np.trunc(values) if cut else values
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -88,11 +96,22 @@ def _stored_counts(ctx: "RenderContext") -> Optional[np.ndarray]:
     return counts
 
 
-def _value_counts(ctx: "RenderContext", exclude_padding: bool,
+def _value_counts(ctxs: Contexts, exclude_padding: bool,
                   truncate: bool = True) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """``(values, counts)``: the modality values in dcmtk's integer view (``truncate=False``: as they are),
-    each distinct value once, and how many pixels have each; None unless the data is integer of at
-    most 16 stored bits (counted per stored value in one pass, with little memory)."""
+    """``(values, counts)``: the modality values in dcmtk's integer view (``truncate=False``: as they are)
+    and how many pixels have each (each distinct value once per group of frames); None unless the data
+    is integer of at most 16 stored bits (counted per stored value in one pass, with little memory)."""
+    parts = [_group_counts(ctx, exclude_padding, truncate) for ctx in ctxs]
+    if any(part is None for part in parts):
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return (np.concatenate([p[0] for p in parts if p is not None]),
+            np.concatenate([p[1] for p in parts if p is not None]))
+
+
+def _group_counts(ctx: "RenderContext", exclude_padding: bool,
+                  truncate: bool) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     counts = _stored_counts(ctx)
     if counts is None:
         return None
@@ -220,7 +239,11 @@ def minmax_window(ctx: "RenderContext") -> list:
     integer images truncated toward zero as in dcmtk's integer intermediate
     image.  Source: dcmtk ``DiMonoPixelTemplate::getMinMaxWindow``.
     """
-    bounds = _value_range(ctx, exclude_padding=False)
+    return _minmax([ctx])
+
+
+def _minmax(ctxs: Contexts) -> list:
+    bounds = _value_range(ctxs, exclude_padding=False)
     if bounds is None:  # only NaN and +-inf (float data)
         return [range_window(0.0, 0.0, "Min-Max Window")]
     return [range_window(bounds[0], bounds[1], "Min-Max Window")]
@@ -234,19 +257,23 @@ def auto_window(ctx: "RenderContext") -> list:
     field of view) is the darkest value, the padding does not stretch the
     window.  Falls back to :func:`minmax_window` when every pixel is padding.
     """
-    bounds = _value_range(ctx, exclude_padding=True)
+    return _auto([ctx])
+
+
+def _auto(ctxs: Contexts) -> list:
+    bounds = _value_range(ctxs, exclude_padding=True)
     if bounds is None:
-        return minmax_window(ctx)
+        return _minmax(ctxs)
     return [range_window(bounds[0], bounds[1], "Auto Window")]
 
 
-def _value_range(ctx: "RenderContext", exclude_padding: bool) -> Optional[Tuple[float, float]]:
+def _value_range(ctxs: Contexts, exclude_padding: bool) -> Optional[Tuple[float, float]]:
     """Smallest and largest modality value in dcmtk's view, or None when no pixel has a finite one."""
-    counted = _value_counts(ctx, exclude_padding)
+    counted = _value_counts(ctxs, exclude_padding)
     if counted is not None:
         values = counted[0]
         return (float(values.min()), float(values.max())) if values.size else None
-    total, low, high = _scan(lambda: _dcmtk_blocks(ctx, exclude_padding), histogram=False)[:3]
+    total, low, high = _scan(lambda: _dcmtk_blocks(ctxs, exclude_padding), histogram=False)[:3]
     return (low, high) if total else None
 
 
@@ -316,8 +343,12 @@ def percentile_window(ctx: "RenderContext") -> list:
     Padding Range), NaN and +-inf are ignored.  Percentiles use numpy's default
     (linear) interpolation: ``numpy.percentile(values, (lo, hi))``.
     """
-    low, high = percentile_option(ctx.options)
-    counted = _value_counts(ctx, exclude_padding=True, truncate=False)
+    return _percentile([ctx])
+
+
+def _percentile(ctxs: Contexts) -> list:
+    low, high = percentile_option(ctxs[0].options)
+    counted = _value_counts(ctxs, exclude_padding=True, truncate=False)
     pick: Callable[[Sequence[int]], List[float]]
     if counted is not None:
         values, counts = counted
@@ -328,7 +359,7 @@ def percentile_window(ctx: "RenderContext") -> list:
         def pick(ranks: Sequence[int]) -> List[float]:
             return [float(ordered[np.searchsorted(cumulative, rank, side="right")]) for rank in ranks]
     else:
-        total, pick = _selection(lambda: _dcmtk_blocks(ctx, exclude_padding=True, truncate=False))
+        total, pick = _selection(lambda: _dcmtk_blocks(ctxs, exclude_padding=True, truncate=False))
     if total == 0:
         raise PresetError("no pixel values to take percentiles of: every pixel is Pixel Padding, NaN or +-inf",
                           attribute="PixelPaddingValue")
@@ -365,15 +396,19 @@ def histogram_window(ctx: "RenderContext") -> list:
     ``DiMonoPixelTemplate::getHistogramWindow``.  Where dcmtk finds no window
     (a flat image), the min-max window is used.
     """
-    percent = histogram_percent_option(ctx.options)
-    counted = _value_counts(ctx, exclude_padding=False)
+    return _histogram([ctx])
+
+
+def _histogram(ctxs: Contexts) -> list:
+    percent = histogram_percent_option(ctxs[0].options)
+    counted = _value_counts(ctxs, exclude_padding=False)
     if counted is None:  # every pixel's value, streamed: the ends of the walk are order statistics
-        total, pick = _selection(lambda: _dcmtk_blocks(ctx, exclude_padding=False))
+        total, pick = _selection(lambda: _dcmtk_blocks(ctxs, exclude_padding=False))
         if total == 0:
-            return minmax_window(ctx)
+            return _minmax(ctxs)
         low_value, high_value = pick([0, total - 1])
         if not (abs(low_value) < 2.0 ** 62 and abs(high_value) < 2.0 ** 62):  # beyond int64: no histogram
-            return minmax_window(ctx)
+            return _minmax(ctxs)
         low, high = int(low_value), int(high_value)  # float data: one bin per integer
         threshold = int(percent / 100.0 * total)
         picked = pick([threshold - 1, total - threshold]) if threshold else [low, high]
@@ -381,9 +416,9 @@ def histogram_window(ctx: "RenderContext") -> list:
     else:
         values, counts = counted
         if values.size == 0:
-            return minmax_window(ctx)
+            return _minmax(ctxs)
         if not np.all(np.abs(values) < 2.0 ** 62):  # beyond int64: no integer histogram
-            return minmax_window(ctx)
+            return _minmax(ctxs)
         values = np.trunc(values).astype(np.int64)
         low, high = int(values.min()), int(values.max())
         # Only the occupied bins of dcmtk's histogram: the value range can be far larger than the
@@ -396,8 +431,109 @@ def histogram_window(ctx: "RenderContext") -> list:
         ends = histogram_ends(occupied, quant, threshold) if threshold else (low, high)
     limits = histogram_limits(low, high, threshold, ends)
     if limits is None:
-        return minmax_window(ctx)
+        return _minmax(ctxs)
     return [range_window(float(limits[0]), float(limits[1]), f"Histogram Window {percent:g}%")]
+
+
+#: The values of ``render(..., voi=)``: which of a header window and a VOI LUT applies when the header has both.
+VOI_CHOICES = ("window", "lut")
+
+
+@dataclass(frozen=True)
+class HeaderChoice:
+    """What the header gives for a group of frames: the VOI (None when it has no usable one: the caller
+    computes :func:`auto_window`), which kind (``"window"``, ``"lut"`` or ``"none"``), the item chosen
+    (0-based ``index`` of ``count``), why, and the warnings about skipped items (invalid windows)."""
+
+    voi: Optional[VOI]
+    kind: str
+    index: int = 0
+    count: int = 0
+    reason: str = ""
+    warnings: Tuple[HeaderWindowWarning, ...] = ()
+
+
+def _voi_option(options: dict) -> Optional[str]:
+    value = options.get("voi")
+    if value is None:
+        return None
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text not in VOI_CHOICES:
+        raise InvalidArgumentError(f"voi must be one of {', '.join(map(repr, VOI_CHOICES))}, got {value!r}",
+                                   attribute="voi")
+    return text
+
+
+def _usable(windows: Sequence[HeaderWindow], index: int, skipped: List[HeaderWindowWarning]) -> Optional[Window]:
+    """Header window ``index`` as a :class:`Window`, or None (and a warning) when its values are invalid
+    (width below 1 for LINEAR, NaN...): dcmtk skips such a window too."""
+    item = windows[index]
+    try:
+        return item.to_window()
+    except InvalidWindowError as exc:
+        skipped.append(HeaderWindowWarning(
+            f"header window {index + 1} of {len(windows)} (WindowCenter {item.center}, WindowWidth {item.width}, "
+            f"{item.function}) is invalid and skipped: {exc.detail}", attribute=exc.attribute or "WindowWidth"))
+        return None
+
+
+def _explained(item) -> str:
+    return f" ({item.explanation!r})" if getattr(item, "explanation", None) else ""
+
+
+def header_choice(ctx: "RenderContext") -> HeaderChoice:
+    """The header's VOI for the frames of ``ctx``, and why (see :func:`header_window`)."""
+    windows, luts = ctx.windows, ctx.voi_luts
+    prefer = _voi_option(ctx.options)
+    explanation = ctx.options.get("voi_explanation")
+    index = ctx.options.get("voi_index", 0)
+    try:
+        index = int(index)
+    except (TypeError, ValueError):
+        raise InvalidWindowError(f"voi_index must be an integer, got {index!r}", attribute="voi_index") from None
+    skipped: List[HeaderWindowWarning] = []
+    lut_first = prefer == "lut" and bool(luts)
+    if explanation is not None:
+        wanted = str(explanation).strip().upper()
+        kinds = (("lut", luts), ("window", windows)) if lut_first else (("window", windows), ("lut", luts))
+        for kind, items in kinds:
+            for i in range(len(items)):
+                item = items[i]
+                if (item.explanation or "").strip().upper() != wanted:
+                    continue
+                voi: Optional[VOI] = _usable(windows, i, skipped) if kind == "window" else luts[i]
+                if voi is None:
+                    return _fallback(luts, skipped, f"the window explained as {explanation!r} is invalid")
+                return HeaderChoice(voi, kind, i, len(items), f"explained as {explanation!r} (voi_explanation=)")
+        known = [repr(w.explanation) for w in windows if w.explanation] + \
+            [repr(v.explanation) for v in luts if v.explanation]
+        raise InvalidWindowError(f"no window or VOI LUT explained as {explanation!r} "
+                                 f"(the header has {', '.join(known) or 'no explanations'})",
+                                 attribute="WindowCenterWidthExplanation")
+    why = "chosen by voi_index=" if "voi_index" in ctx.options else "the default (the first)"
+    if windows and not lut_first:
+        if not 0 <= index < len(windows):
+            raise InvalidWindowError(f"voi_index {index} out of range: the header has {len(windows)} window(s)",
+                                     attribute="WindowCenter")
+        voi = _usable(windows, index, skipped)
+        if voi is None:
+            return _fallback(luts, skipped, f"header window {index + 1} is invalid")
+        both = " (the header also has a VOI LUT: voi='lut' applies it)" if luts else ""
+        return HeaderChoice(voi, "window", index, len(windows), f"{why}{both}")
+    if luts:
+        if not 0 <= index < len(luts):
+            raise InvalidWindowError(f"voi_index {index} out of range: the header has {len(luts)} VOI LUT(s)",
+                                     attribute="VOILUTSequence")
+        why = "voi='lut' (the header also has a window)" if lut_first and windows else why
+        return HeaderChoice(luts[index], "lut", index, len(luts), why)
+    return HeaderChoice(None, "none", reason="the header has no window and no VOI LUT")
+
+
+def _fallback(luts, skipped: List[HeaderWindowWarning], problem: str) -> HeaderChoice:
+    """What the header gives once an invalid window is skipped: as if it had none."""
+    if luts:
+        return HeaderChoice(luts[0], "lut", 0, len(luts), f"{problem}: its first VOI LUT instead", tuple(skipped))
+    return HeaderChoice(None, "none", reason=f"{problem} and there is no VOI LUT", warnings=tuple(skipped))
 
 
 def header_window(ctx: "RenderContext") -> list:
@@ -406,39 +542,33 @@ def header_window(ctx: "RenderContext") -> list:
     ``voi_index`` (0-based, default 0) or ``voi_explanation`` (matched
     case-insensitively against Window Center & Width Explanation, then LUT
     Explanation) choose among several; ``render(..., voi_index=1)`` is
-    ``dcm2pnm +Wi 2``.  Per-frame windows of enhanced multi-frame images
-    (Frame VOI LUT Sequence) take precedence over the top level.
+    ``dcm2pnm +Wi 2``.  When the header has both windows and VOI LUTs,
+    the window applies unless ``voi="lut"`` (``voi="window"``: the window).
+    Per-frame windows of enhanced multi-frame images (Frame VOI LUT
+    Sequence) take precedence over the top level.  A header window that
+    cannot be used (width below 1 with LINEAR, NaN...) is skipped with a
+    :class:`~dicomrender.errors.HeaderWindowWarning`, as dcmtk skips it: the
+    header's VOI LUT applies instead, else :func:`auto_window`.
     """
-    windows = ctx.windows
-    luts = ctx.voi_luts
-    explanation = ctx.options.get("voi_explanation")
-    index = ctx.options.get("voi_index", 0)
-    try:
-        index = int(index)
-    except (TypeError, ValueError):
-        raise InvalidWindowError(f"voi_index must be an integer, got {index!r}", attribute="voi_index") from None
-    if explanation is not None:
-        wanted = str(explanation).strip().upper()
-        for i, w in enumerate(windows):
-            if (w.explanation or "").strip().upper() == wanted:
-                return [windows[i].to_window()]
-        for lut in luts:
-            if (lut.explanation or "").strip().upper() == wanted:
-                return [lut]
-        known = [repr(w.explanation) for w in windows if w.explanation] + \
-            [repr(v.explanation) for v in luts if v.explanation]
-        raise InvalidWindowError(f"no window or VOI LUT explained as {explanation!r} "
-                                 f"(the header has {', '.join(known) or 'no explanations'})",
-                                 attribute="WindowCenterWidthExplanation")
-    if windows:
-        if not 0 <= index < len(windows):
-            raise InvalidWindowError(f"voi_index {index} out of range: the header has {len(windows)} window(s)",
-                                     attribute="WindowCenter")
-        return [windows[index].to_window()]
-    if luts:
-        if not 0 <= index < len(luts):
-            raise InvalidWindowError(f"voi_index {index} out of range: the header has {len(luts)} VOI LUT(s)",
-                                     attribute="VOILUTSequence")
-        return [luts[index]]
-    return auto_window(ctx)
+    choice = header_choice(ctx)
+    filename = getattr(ctx.dataset, "filename", None)
+    for warning in choice.warnings:
+        warnings.warn(warning.with_filename(filename if isinstance(filename, str) else None), stacklevel=2)
+    return [choice.voi] if choice.voi is not None else auto_window(ctx)
 
+
+#: The data-driven presets computed over several groups of frames at once.
+_POOLED: Dict[Callable, Callable[[Contexts], list]] = {
+    minmax_window: _minmax, auto_window: _auto, percentile_window: _percentile, histogram_window: _histogram}
+
+
+def is_data_driven(compute: Optional[Callable]) -> bool:
+    """Whether ``compute`` is one of the built-in data-driven windows (computed from the pixels)."""
+    return compute in _POOLED
+
+
+def pooled_window(compute: Callable, ctxs: Contexts) -> Optional[list]:
+    """The window of the data-driven preset ``compute`` (one of this module's) over every frame of every
+    context in ``ctxs`` at once, in modality values; None for any other ``compute``."""
+    pooled = _POOLED.get(compute)
+    return None if pooled is None else pooled(ctxs)

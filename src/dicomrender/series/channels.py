@@ -30,11 +30,11 @@ from pydicom.dataset import Dataset
 from .._types import VOI, VOILut, Window
 from ..errors import InvalidWindowError, PresetError, SeriesWarning
 from ..presets import Preset, RenderContext, get_preset
-from ..presets.lookup import explicit_window, preset_items
+from ..presets.lookup import explicit_window, header_function, preset_items
 from ..presets.windows import auto_window, header_window, histogram_window, minmax_window, percentile_window
 from .sources import SliceHeader
 
-__all__ = ["Channel", "channels_for", "check_presets", "context_for", "header_choice", "with_function"]
+__all__ = ["Channel", "caller_window", "channels_for", "check_presets", "context_for", "header_choice", "with_function"]
 
 #: The built-in data-driven presets, by their compute function: computed over the series.
 _SERIES_KINDS = {minmax_window: "minmax", auto_window: "auto", percentile_window: "percentile",
@@ -45,8 +45,9 @@ _NO_DATASET = Dataset()
 
 @dataclass(frozen=True)
 class Channel:
-    """One output channel: ``kind`` is "fixed" (``voi``), "header", "series" (``stat``) or "slice"
-    (``preset`` evaluated per slice); ``label`` names it for the channel order."""
+    """One output channel: ``kind`` is "fixed" (``voi``), "window" (the caller's, ``voi``), "header",
+    "series" (``stat``) or "slice" (``preset`` evaluated per slice); ``label`` names it for the channel
+    order."""
 
     kind: str
     label: str
@@ -84,8 +85,8 @@ def _expand(item, checked: List[Preset], per_slice: bool) -> List[Channel]:
 def channels_for(preset, window, function, per_slice: bool) -> Tuple[List[Channel], List[Preset]]:
     """The channels of ``preset=`` / ``window=``, and every preset involved (for the strict checks)."""
     explicit = explicit_window(preset, window, function)
-    if explicit is not None:
-        return [Channel("fixed", "window", explicit)], []
+    if explicit is not None:  # "window": its function is each slice's header function unless function= is given
+        return [Channel("window", "window", explicit)], []
     if preset is None:
         return [Channel("slice" if per_slice else "header", "header")], []
     checked: List[Preset] = []
@@ -159,6 +160,12 @@ def series_header_voi(headers: Sequence[SliceHeader], options: dict) -> Optional
                   f"({len(distinct)} distinct, {len(choices) - len(present)} slices without one): every slice "
                   f"uses {how}; per_slice=True keeps each slice's own", SeriesWarning, stacklevel=4)
     return chosen
+
+
+def caller_window(window: Window, header: SliceHeader, function: Optional[str]) -> Window:
+    """The caller's ``window=`` for one slice: ``function``, else the slice's header function (as render)."""
+    return Window(window.center, window.width, function or header_function(header.parameters.windows),
+                  window.explanation)
 
 
 def with_function(vois: Sequence[VOI], function: Optional[str]) -> List[VOI]:

@@ -22,7 +22,7 @@ from ..dicom.header import DEFAULT_MAX_PIXELS
 from ..engine import MAX_WINDOWS, prepare_out
 from ..engine.compile import LUT_MAX_BITS, compile_tables
 from ..errors import PresetError, SeriesWarning, UnsupportedImageError
-from .channels import channels_for, check_presets, series_header_voi, with_function
+from .channels import caller_window, channels_for, check_presets, series_header_voi, with_function
 from .find import scan, select_series
 from .geometry import Geometry, describe_files, sort_slices
 from .parallel import choose_executor, map_chunks, shared_empty, split, worker_count
@@ -104,7 +104,7 @@ def prepare(plan: SeriesPlan, preset=None, *, window=None, function: Optional[st
         fixed.append(voi)
         kinds.append(channel.stat or "auto" if kind == "series" else kind)
     live = [(j, c) for j, c in enumerate(channels) if c.kind == "slice"]
-    need_counts = any(k not in ("fixed", "slice") for k in kinds)
+    need_counts = any(k not in ("fixed", "slice", "window") for k in kinds)
     counts, per_slice_vois = SeriesCounts(), {}
     if need_counts or live:
         wanted = frozenset(range(len(headers)) if live_slices is None else live_slices)
@@ -117,14 +117,17 @@ def prepare(plan: SeriesPlan, preset=None, *, window=None, function: Optional[st
             per_slice_vois.update(part_live)
     series: Dict[str, Window] = {}
     for kind in kinds:
-        if kind not in ("fixed", "slice") and kind not in series:
+        if kind not in ("fixed", "slice", "window") and kind not in series:
             series[kind] = series_window(kind, counts, options)
     vois: List[Tuple[VOI, ...]] = []
     for i in range(len(headers)):
         row: List[VOI] = []
         computed = iter(per_slice_vois.get(i, ()))
         for voi, kind in zip(fixed, kinds):
-            if kind == "fixed":
+            if kind == "window":
+                assert isinstance(voi, Window)
+                row.append(caller_window(voi, headers[i], function))
+            elif kind == "fixed":
                 assert voi is not None
                 row.append(voi)
             elif kind == "slice":

@@ -15,14 +15,18 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import InvalidArgumentError, OutputPathError, integer_argument
+from ..errors import InvalidArgumentError, OutputPathError, integer_argument
+from .animated import ANIMATED_FORMATS, encode_animation
 
-__all__ = ["IMAGE_FORMATS", "FORMAT_SUFFIXES", "FILE_CHANNELS", "TEMP_PREFIX", "TEMP_SUFFIX", "image_format",
-           "check_channels", "check_encoding", "encode_image", "write_image", "write_atomic", "is_complete_image",
-           "output_target", "remove_stale_temporaries"]
+__all__ = ["IMAGE_FORMATS", "ANIMATED_FORMATS", "FORMAT_SUFFIXES", "FILE_CHANNELS", "TEMP_PREFIX", "TEMP_SUFFIX",
+           "image_format", "is_animated", "check_channels", "check_encoding", "encode_image", "encode_animation",
+           "write_image", "write_animation", "write_atomic", "is_complete_image", "output_target",
+           "remove_stale_temporaries"]
 
-#: Image format (Pillow's name) by file suffix.
-IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+#: Still image format (Pillow's name) by file suffix.
+IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+#: Frame duration (ms) of a single image written in an animated format (a one-frame animation).
+STILL_DURATION_MS = 100.0
 #: File suffix by format name, as ``convert(format=...)`` accepts it.
 FORMAT_SUFFIXES = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
 #: Channels a JPEG or PNG file holds: grey or RGB (one rendered window each).
@@ -33,12 +37,19 @@ TEMP_SUFFIX = ".tmp"
 
 
 def image_format(path) -> str:
-    """``"JPEG"`` or ``"PNG"`` from the file suffix."""
+    """The format of the file suffix: ``"JPEG"``, ``"PNG"``, ``"WEBP"`` (a still or an animation),
+    ``"GIF"``, ``"APNG"`` or ``"MP4"``."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
-    if suffix not in IMAGE_FORMATS:
-        raise InvalidArgumentError(f"cannot tell the image format from {os.fspath(path)!r}: use .jpg, .jpeg "
-                                   f"or .png", attribute="path")
-    return IMAGE_FORMATS[suffix]
+    fmt = IMAGE_FORMATS.get(suffix) or ANIMATED_FORMATS.get(suffix)
+    if fmt is None:
+        raise InvalidArgumentError(f"cannot tell the image format from {os.fspath(path)!r}: use .jpg, .jpeg, "
+                                   f".png, .webp, .gif, .apng or .mp4", attribute="path")
+    return fmt
+
+
+def is_animated(fmt: str) -> bool:
+    """Whether ``fmt`` holds all the frames of a multi-frame image (GIF, WebP, APNG, MP4)."""
+    return fmt in ANIMATED_FORMATS.values()
 
 
 def check_channels(count: int) -> None:
@@ -59,25 +70,61 @@ def check_encoding(quality: int = 95, compress_level: int = 6) -> None:
     integer_argument(compress_level, 0, 9, "compress_level")
 
 
-def encode_image(pixels: np.ndarray, fmt: str, *, quality: int = 95, compress_level: int = 6) -> bytes:
-    """Encode a uint8 ``(rows, cols)`` or ``(rows, cols, 3)`` array as JPEG or PNG bytes."""
+def encode_image(pixels: np.ndarray, fmt: str, *, quality: int = 95, compress_level: int = 6,
+                 icc_profile: Optional[bytes] = None, lossless: bool = False) -> bytes:
+    """Encode a uint8 ``(rows, cols)`` or ``(rows, cols, 3)`` array as one image of format ``fmt``.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        Grey or RGB uint8 pixels.
+    fmt : str
+        ``"JPEG"``, ``"PNG"`` or ``"WEBP"``; an animated format (``"GIF"``, ``"APNG"``, ``"MP4"``) gives
+        a one-frame animation (:func:`encode_animation`).
+    quality : int
+        JPEG and lossy WebP quality, 1-100.
+    compress_level : int
+        PNG compression level, 0-9.
+    icc_profile : bytes, optional
+        An ICC profile to embed (JPEG, PNG, WebP).
+    lossless : bool
+        WebP: lossless instead of ``quality``.
+    """
     check_encoding(quality, compress_level)
+    if fmt not in ("JPEG", "PNG", "WEBP"):
+        return encode_animation(pixels[np.newaxis], fmt, [STILL_DURATION_MS], quality=quality,
+                                compress_level=compress_level, lossless=lossless, icc_profile=icc_profile)
     import io  # the standard library's: this module is dicomrender.io
 
     from PIL import Image  # ~30 ms: only when writing
 
     image = Image.fromarray(np.ascontiguousarray(pixels))
     buffer = io.BytesIO()
+    extra = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "JPEG":
-        image.save(buffer, format="JPEG", quality=int(quality))
+        image.save(buffer, format="JPEG", quality=int(quality), **extra)
+    elif fmt == "WEBP":
+        image.save(buffer, format="WEBP", quality=100 if lossless else int(quality), lossless=bool(lossless),
+                   **extra)
     else:
-        image.save(buffer, format="PNG", compress_level=int(compress_level))
+        image.save(buffer, format="PNG", compress_level=int(compress_level), **extra)
     return buffer.getvalue()
 
 
-def write_image(pixels: np.ndarray, path, *, quality: int = 95, compress_level: int = 6, fsync: bool = False) -> None:
+def write_image(pixels: np.ndarray, path, *, quality: int = 95, compress_level: int = 6, fsync: bool = False,
+                icc_profile: Optional[bytes] = None, lossless: bool = False) -> None:
     """Encode ``pixels`` in the format of ``path``'s suffix and write it with :func:`write_atomic`."""
-    data = encode_image(pixels, image_format(path), quality=quality, compress_level=compress_level)
+    data = encode_image(pixels, image_format(path), quality=quality, compress_level=compress_level,
+                        icc_profile=icc_profile, lossless=lossless)
+    write_atomic(path, data, fsync)
+
+
+def write_animation(frames: np.ndarray, path, durations_ms, *, quality: int = 95, compress_level: int = 6,
+                    fsync: bool = False, icc_profile: Optional[bytes] = None, lossless: bool = False) -> None:
+    """Encode ``frames`` as an animation in the format of ``path``'s suffix and write it with
+    :func:`write_atomic`."""
+    data = encode_animation(frames, image_format(path), durations_ms, quality=quality,
+                            compress_level=compress_level, icc_profile=icc_profile, lossless=lossless)
     write_atomic(path, data, fsync)
 
 

@@ -1,0 +1,70 @@
+"""``dicomrender serve DIR``: a read-only DICOMweb server (QIDO-RS, WADO-RS rendered) with a browser viewer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+__all__ = ["add_parser", "run"]
+
+_MISSING = ("dicomrender serve needs the [serve] extra (Starlette, uvicorn, anyio): "
+            "pip install 'dicomrender[serve]'")
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {text!r}")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"workers must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve a folder tree over DICOMweb (QIDO-RS, WADO-RS rendered) with a browser viewer",
+        description="Index the DICOM files below DIR (by content; headers only; kept in a SQLite file and "
+                    "updated by size and modification time on each start) and serve them read-only: "
+                    "QIDO-RS and WADO-RS (metadata, rendered, thumbnail) under /dicomweb, a viewer at /. "
+                    "Needs the [serve] extra.")
+    p.add_argument("folder", metavar="DIR", help="the folder tree to serve")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8042, help="TCP port (default 8042; 0: any free port)")
+    p.add_argument("--cache-dir", help="folder of the index file (default $XDG_CACHE_HOME/dicomrender)")
+    p.add_argument("--reindex", action="store_true", help="read every file again instead of updating the index")
+    p.add_argument("--workers", type=_workers, default=None,
+                   help="renders at once, one thread each (default: the usable cores)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no access log")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    """Index ``args.folder`` and serve it until interrupted; exit status 2 on bad usage."""
+    if not os.path.isdir(args.folder):
+        print(f"dicomrender serve: error: not a folder: {args.folder!r}", file=sys.stderr)
+        return 2
+    try:
+        import uvicorn
+
+        from ..serve.app import create_app
+        from ..serve.index import Index, index_path
+    except ImportError as exc:
+        print(f"dicomrender serve: error: {_MISSING} ({exc})", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    index = Index(args.folder, index_path(args.folder, args.cache_dir))
+    stats = index.update(reindex=args.reindex, progress=False if args.quiet else None)
+    print(f"dicomrender serve: {stats.summary()} (index: {index.path})", file=sys.stderr)
+    app = create_app(index, workers=args.workers)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
+                access_log=not args.quiet)
+    index.close()
+    return 0
