@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+
+from .synthetic import new_dataset
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
@@ -17,14 +18,7 @@ def make_rgb_dataset(pixels: np.ndarray, **attributes) -> Dataset:
     pixels = np.asarray(pixels, np.uint8)
     frames = pixels.shape[0] if pixels.ndim == 4 else None
     rows, cols = pixels.shape[-3:-1]
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = SECONDARY_CAPTURE
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = "OT"
+    ds = new_dataset(SECONDARY_CAPTURE, "OT")
     ds.Rows, ds.Columns = rows, cols
     if frames is not None:
         ds.NumberOfFrames = frames

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
-from .synthetic import make_dataset
+from .synthetic import make_dataset, new_dataset
 
 GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
 
@@ -31,14 +31,7 @@ def reference(image: Dataset, frames=None) -> Dataset:
 def make_state(image: Dataset, *, window=None, frames=None, **attributes) -> Dataset:
     """A Grayscale Softcopy Presentation State referencing ``image`` (``frames``: 1-based Referenced Frame
     Numbers), with ``window = (center, width)`` as its Softcopy VOI LUT; other keywords set as attributes."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = GSPS
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = GSPS
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = "PR"
+    ds = new_dataset(GSPS, "PR")
     series = Dataset()
     series.SeriesInstanceUID = image.SeriesInstanceUID
     series.ReferencedImageSequence = Sequence([reference(image, frames)])

@@ -9,6 +9,20 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
+def new_dataset(sop_class: str, modality: str) -> Dataset:
+    """An empty data set of ``sop_class`` with its file meta (Explicit VR Little Endian) and a new SOP
+    Instance UID."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    return ds
+
+
 
 def make_dataset(pixels: np.ndarray, *, bits_stored: int | None = None, high_bit: int | None = None,
                  signed: bool | None = None, photometric: str = "MONOCHROME2", modality: str = "CT",
@@ -23,14 +37,7 @@ def make_dataset(pixels: np.ndarray, *, bits_stored: int | None = None, high_bit
     else:
         frames, rows, cols = pixels.shape
     allocated = pixels.dtype.itemsize * 8
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = CT_IMAGE_STORAGE
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Modality = modality
+    ds = new_dataset(CT_IMAGE_STORAGE, modality)
     ds.Rows, ds.Columns = rows, cols
     if frames is not None:
         ds.NumberOfFrames = frames

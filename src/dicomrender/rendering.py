@@ -36,6 +36,7 @@ from .engine.dispatch import overlaps
 from .engine.threads import check_threads
 from .errors import DicomRenderError, InvalidArgumentError, PixelLimitError, UnsupportedImageError
 from .io import check_channels, check_encoding, image_format, is_animated, write_animation, write_image
+from .io.animated import check_fps, fps_durations
 from .presets import RenderContext
 from .presets.lookup import Choice, check_options, resolve_runs
 
@@ -435,7 +436,8 @@ def _frame_groups(info: ImageInfo, indices) -> List[Tuple[int, int, FrameParamet
 
 
 def save(src, path: Union[str, os.PathLike], preset: Union[str, Sequence[str], None] = None, *, quality: int = 95,
-         compress_level: int = 6, iccprofile: str = "no", lossless: bool = False, **render_kwargs) -> str:
+         compress_level: int = 6, iccprofile: str = "no", lossless: bool = False, fps: Optional[float] = None,
+         **render_kwargs) -> str:
     """Render ``src`` and write it in the format of the suffix of ``path``.
 
     ``.jpg``/``.jpeg``, ``.png`` and ``.webp`` hold one image: multi-frame images
@@ -457,6 +459,8 @@ def save(src, path: Union[str, os.PathLike], preset: Union[str, Sequence[str], N
         embeds the sRGB profile (README "Rendered parameters (DICOMweb)").
     lossless : bool
         WebP only: lossless instead of ``quality``.
+    fps : float, optional
+        Animations: frames per second instead of the header's frame timing.
 
     Returns
     -------
@@ -467,12 +471,15 @@ def save(src, path: Union[str, os.PathLike], preset: Union[str, Sequence[str], N
     ------
     InvalidArgumentError
         An unknown suffix, ``quality`` or ``compress_level`` out of range, an
-        unknown ``iccprofile``, a multi-frame result for a still format, or a
-        number of windows other than 1 or 3 (a file holds grey or RGB).
+        unknown ``iccprofile``, an ``fps`` that is not a positive finite number,
+        a multi-frame result for a still format, or a number of windows other
+        than 1 or 3 (a file holds grey or RGB).
     """
     fmt = image_format(path)
     check_encoding(quality, compress_level)
     icc = check_iccprofile(iccprofile)
+    if fps is not None:
+        check_fps(fps)
     options = {k: v for k, v in render_kwargs.items() if k not in _parameters(render)}
     if options:
         _check_options(save, preset, render_kwargs.get("window"), options)
@@ -496,7 +503,8 @@ def save(src, path: Union[str, os.PathLike], preset: Union[str, Sequence[str], N
     encoding: Dict[str, Any] = dict(quality=quality, compress_level=compress_level, icc_profile=profile,
                                     lossless=lossless, fsync=True)
     if animated:
-        write_animation(pixels, path, frame_durations(ds, count), **encoding)
+        durations = frame_durations(ds, count) if fps is None else fps_durations(fps, count)
+        write_animation(pixels, path, durations, **encoding)
     else:
         write_image(pixels, path, **encoding)
     return os.fspath(path)

@@ -44,6 +44,7 @@ class Report:
         self.details = []
         self.excluded = {}
         self.colour = {}
+        self.decoders = {}
         self.overlays = {}
         self.pstate = {}
 
@@ -53,12 +54,38 @@ class Report:
     def add_colour(self, name, row):
         self.colour[name] = row
 
+    def add_decoders(self, name, row):
+        """A colour JPEG Baseline file: ``row["worst"]`` maps each decoder (and ``render``) to its largest
+        difference to dcmj2pnm (None: the decoder is not installed)."""
+        self.decoders[name] = row
+
     def add_overlay(self, name, row):
         self.overlays[name] = row
 
     def add(self, name, summary, comparisons):
         self.rows[name] = (summary, comparisons)
         self.details.extend(comparisons)
+
+    def _decoder_table(self) -> list:
+        """The colour JPEG Baseline files: the largest difference to dcmj2pnm of each decoder."""
+        decoders = list(dict.fromkeys(d for row in self.decoders.values() for d in row["worst"]))
+        libjpeg = [row["worst"].get("pylibjpeg-libjpeg") for row in self.decoders.values()]
+        differs = "differs" if None in libjpeg else f"differs by up to {max(libjpeg)} levels"
+        lines = ["", "### Colour JPEG Baseline: the decoder", "",
+                 "`render` decodes colour JPEG Baseline with Pillow (libjpeg) through pydicom's `pillow` plugin: on "
+                 "these files it equals dcmtk's `dcmj2pnm` sample for sample (and Orthanc, PixelMed and pydicom's "
+                 f"own Pillow path agree with dcmtk), while pylibjpeg-libjpeg, pydicom's other plugin, {differs}. "
+                 "Largest difference to `dcmj2pnm` per decoder "
+                 "(`tests/conformance/test_dcmtk_colour.py::test_jpeg_baseline_colour_identical_to_dcmj2pnm`):", "",
+                 "| file | photometric | frames | " + " | ".join(f"`{d}`" if d == "render" else d for d in decoders)
+                 + " |", "|---|---|---|" + "---|" * len(decoders)]
+        # YBR_FULL_422 first, then YBR_FULL; by name within each
+        for name in sorted(self.decoders, key=lambda n: (self.decoders[n]["photometric"] != "YBR_FULL_422",
+                                                         n.lower())):
+            row = self.decoders[name]
+            cells = ["not installed" if row["worst"].get(d) is None else str(row["worst"][d]) for d in decoders]
+            lines.append(f"| {name} | {row['photometric']} | {row['frames']} | " + " | ".join(cells) + " |")
+        return lines
 
     def markdown(self) -> str:
         version = subprocess.run(["dcm2pnm", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -125,6 +152,8 @@ class Report:
                 row = self.colour[name]
                 lines.append(f"| {name} | {row['photometric']} | {row['bits']} | {row['frames']} | {row['tsyntax']} | "
                              f"{row['identical']:.3f} % | {row['worst']} |")
+        if self.decoders:
+            lines += self._decoder_table()
         if self.overlays:
             lines += ["", "## Overlays", "",
                       "`render(..., overlays=True)` against dcm2pnm's default overlay display (`+O 0`: Graphic planes "
@@ -179,7 +208,7 @@ class Report:
 def report(tmp_path_factory):
     collected = Report()
     yield collected
-    if not collected.rows and not collected.colour and not collected.overlays and not collected.pstate:
+    if not (collected.rows or collected.colour or collected.decoders or collected.overlays or collected.pstate):
         return
     target = os.environ.get("DICOMRENDER_CONFORMANCE_REPORT")
     if not target:

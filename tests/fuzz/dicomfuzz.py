@@ -761,6 +761,9 @@ def _pstate_family(ds, rng: random.Random, log: List[str]) -> None:
         state.ShutterShape = "POLYGONAL"
         state.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"  # implicit VR: no 64 KiB limit on IS
         _set_raw(state, 0x00181620, "IS", b"\\".join([b"1", b"2", b"70000", b"3"] * 500_000))
+        # written as it is: without its original encoding pydicom would decode the million values to
+        # re-encode them (tens of seconds, the fuzzer's time, not the renderer's)
+        state.set_original_encoding(True, True, state._character_set)
     elif how == "rotation":
         _set_raw(state, 0x00700042, "US", struct.pack("<H", rng.choice((45, 65535, 1))))
     elif how in ("area", "magnify"):

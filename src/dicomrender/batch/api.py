@@ -1,9 +1,10 @@
-"""``convert``: DICOM files and folder trees to JPEG or PNG, in parallel and resumable.
+"""``convert``: DICOM files and folder trees to JPEG or PNG, or to animations, in parallel and resumable.
 
 ``convert(sources, outdir)`` walks files and folders, recognises DICOM files by
 their content (the ``DICM`` marker at byte 128, else a parse of the header),
 renders every frame with :func:`dicomrender.render` and writes one image per
-frame under ``outdir``, mirroring the relative layout of each source folder.
+frame under ``outdir`` (one animation per file for GIF, WebP, APNG and MP4),
+mirroring the relative layout of each source folder.
 
 Guarantees, in the order users care about them:
 
@@ -14,7 +15,8 @@ Guarantees, in the order users care about them:
   so a killed run never leaves a truncated image under an output name; output
   paths never leave ``outdir`` (no ``..``, absolute names or symlinked folders).
 * Resumable: a rerun keeps outputs that are complete (a whole JPEG or PNG
-  stream) and converts the rest; ``overwrite=True`` rewrites everything.
+  stream, a whole animation of the expected number of frames) and converts
+  the rest; ``overwrite=True`` rewrites everything.
 * Parallel: a pool of worker processes (all cores by default) with an optional
   per-file timeout; a worker that hangs or dies costs one ``failed`` record,
   the rest of the batch finishes.  ``scheduler=`` runs the same work on a
@@ -37,7 +39,9 @@ from ..dicom.header import DEFAULT_MAX_MEMORY, check_max_memory
 from ..display.icc import check_iccprofile
 from ..display.viewport import parse_viewport
 from ..engine.threads import usable_cpus
+from ..errors import InvalidArgumentError
 from ..io import FORMAT_SUFFIXES, check_channels, remove_stale_temporaries
+from ..io.animated import has_video
 from ..presets import get_preset
 from .distributed import dask_client, run_dask
 from .model import (
@@ -62,8 +66,11 @@ def _check_options(preset, window, format, quality, compress_level, frames, jobs
                    ) -> Tuple[Union[str, Tuple[str, ...], None], Optional[Tuple[float, float]], Union[str, int]]:
     """Check every argument before any file is touched; returns the preset name(s), the window as
     floats and the frame selection, normalised."""
-    if format.lower() not in FORMAT_SUFFIXES:
-        raise ValueError(f"format must be jpeg or png, got {format!r}")
+    if not isinstance(format, str) or format.lower() not in FORMAT_SUFFIXES:
+        raise InvalidArgumentError(f"format must be one of jpeg, png, gif, webp, apng, mp4, got {format!r}",
+                                   attribute="format")
+    if format.lower() == "mp4" and not has_video():
+        raise InvalidArgumentError("format mp4 needs PyAV: pip install 'dicomrender[video]'", attribute="format")
     if preset is not None and window is not None:
         raise ValueError("give either preset or window, not both")
     names: Union[str, Tuple[str, ...], None] = None
@@ -104,8 +111,9 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
             quality: int = 95, compress_level: int = 6, frames: Union[str, int] = "all", jobs: Optional[int] = None,
             scheduler=None, overwrite: bool = False, report=None, progress: Optional[bool] = None,
             timeout: Optional[float] = None, fsync: bool = False, strict: bool = True,
-            max_memory: Optional[int] = DEFAULT_MAX_MEMORY, viewport=None, iccprofile: str = "no") -> ConvertReport:
-    """Convert DICOM files and folder trees to JPEG or PNG images under ``outdir``.
+            max_memory: Optional[int] = DEFAULT_MAX_MEMORY, viewport=None, iccprofile: str = "no",
+            lossless: bool = False) -> ConvertReport:
+    """Convert DICOM files and folder trees to JPEG or PNG images, or animations, under ``outdir``.
 
     Parameters
     ----------
@@ -121,11 +129,16 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
         Preset name, or three names for an RGB image; default the file's window.
     window : (center, width), optional
         An explicit window instead of a preset.
-    format : {"jpeg", "png"}
+    format : {"jpeg", "png", "gif", "webp", "apng", "mp4"}
+        ``gif``, ``webp``, ``apng`` and ``mp4`` (needs ``dicomrender[video]``)
+        write one animation per file, ``name.gif``, holding its selected
+        frames, each shown for its duration from the header
+        (:func:`dicomrender.save`); a single-frame file gives a one-frame
+        animation.
     quality : int
-        JPEG quality (1-100).
+        JPEG, lossy WebP and MP4 quality (1-100).
     compress_level : int
-        PNG compression level (0-9).
+        PNG and APNG compression level (0-9).
     frames : "all", "first" or int
         Which frames of multi-frame files: all, the first, or one 0-based index
         (a file without that frame fails).  Single-frame files give their image.
@@ -165,6 +178,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     iccprofile : {"no", "yes", "srgb"}
         Colour images: embed the file's ICC profile, or convert to sRGB
         (:func:`dicomrender.save`).
+    lossless : bool
+        WebP: lossless instead of ``quality``.
 
     Returns
     -------
@@ -210,7 +225,7 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     remove_stale_temporaries(outdir_real)
     options = ConvertOptions(outdir_real, names, center_width, format.lower(), int(quality), int(compress_level),
                              frames, bool(overwrite), bool(fsync), bool(strict), threads=1, protected=protected,
-                             max_memory=max_memory, iccprofile=icc,
+                             max_memory=max_memory, iccprofile=icc, lossless=bool(lossless),
                              viewport=None if checked_viewport is None else str(checked_viewport))
     records: List[Optional[ConvertRecord]] = [None] * len(tasks)
     bar = _progress_bar(len(tasks), progress)
@@ -240,7 +255,8 @@ def convert(sources, outdir, *, preset=None, window: Optional[Sequence[float]] =
     client = None
     try:
         with dask_client(scheduler, jobs) if scheduler is not None else contextlib.nullcontext() as client:
-            candidates = frame_name_candidates(tasks)
+            # an animation is named after its file alone: no frame name to clash with another file's
+            candidates = {} if options.animated else frame_name_candidates(tasks)
             if candidates:  # see walk: the bases' headers, read by workers, settle who writes which name
                 plans: Dict[int, ConvertRecord] = {}
                 run(sorted(candidates), plan_file, plans.__setitem__)

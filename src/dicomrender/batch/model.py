@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from ..dicom.header import DEFAULT_MAX_MEMORY
-from ..io import FORMAT_SUFFIXES, write_atomic
+from ..io import ANIMATED_FORMATS, FORMAT_SUFFIXES, write_atomic
 
 __all__ = ["ConvertOptions", "ConvertTask", "ConvertRecord", "ConvertReport", "OK", "SKIPPED", "FAILED",
            "INTERRUPTED", "REPORT_COLUMNS", "Work", "Done"]
@@ -44,10 +44,17 @@ class ConvertOptions:
     #: PS3.18 rendered parameters: the viewport (text ``vw,vh[,sx,sy,sw,sh]``) and ``iccprofile``.
     viewport: Optional[str] = None
     iccprofile: str = "no"
+    #: WebP: lossless instead of ``quality``.
+    lossless: bool = False
 
     @property
     def suffix(self) -> str:
         return FORMAT_SUFFIXES[self.format]
+
+    @property
+    def animated(self) -> bool:
+        """Whether each input becomes one animated file (GIF, WebP, APNG, MP4) holding its selected frames."""
+        return self.suffix in ANIMATED_FORMATS
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,11 @@ class ConvertRecord:
     status : {"ok", "skipped", "failed"}
         ``skipped``: not DICOM, or DICOM without an image (e.g. a structured report).
     outputs : tuple of str
-        Output paths relative to the output folder, one per rendered frame.
+        Output paths relative to the output folder, one per rendered frame (one in all for an animated
+        format).
     frames : tuple of int
-        The 1-based frame number of each output of a multi-frame file (empty for single-frame files).
+        The 1-based frame number of each output of a multi-frame file (empty for single-frame files and
+        animated formats).
     written : tuple of str
         The outputs this run wrote; the others were complete already.
     error : str

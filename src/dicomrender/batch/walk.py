@@ -63,9 +63,10 @@ def selected_frames(frames: int, selection, path: str) -> List[int]:
     return [int(selection)]
 
 
-def output_names(stem: str, frames: int, indices: Sequence[int], suffix: str) -> List[str]:
-    """The output names of the selected frames (0-based ``indices``) of a file of ``frames`` frames."""
-    if frames == 1:
+def output_names(stem: str, frames: int, indices: Sequence[int], suffix: str, animated: bool = False) -> List[str]:
+    """The output names of the selected frames (0-based ``indices``) of a file of ``frames`` frames
+    (``animated``: one file holds them all)."""
+    if frames == 1 or animated:
         return [stem + suffix]
     return [stem + _frame_suffix(i + 1) + suffix for i in indices]
 

@@ -1,4 +1,4 @@
-"""The unit of work of every executor: one input file to its output images and one record."""
+"""The unit of work of every executor: one input file to its output images (or one animation) and one record."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from .. import rendering
 from ..dicom.header import frame_count, has_pixel_data
 from ..dicom.icc import icc_profile
 from ..dicom.source import parsed_to_end, read_file
+from ..dicom.timing import frame_durations
 from ..display.icc import apply_iccprofile
 from ..errors import DicomRenderError, NotDicomError, OutputPathError, PixelDataError
-from ..io import is_complete_image, output_target, write_image
+from ..io import is_complete_image, output_target, write_animation, write_image
 from .model import FAILED, OK, SKIPPED, ConvertOptions, ConvertRecord, ConvertTask
 from .walk import output_names, selected_frames
 
@@ -88,7 +89,7 @@ def _read(task: ConvertTask, options: ConvertOptions, whole: bool):
                              filename=task.path, attribute="PixelData")
     count = frame_count(ds, task.path)
     indices = selected_frames(count, options.frames, task.path)
-    names = output_names(task.stem, count, indices, options.suffix)
+    names = output_names(task.stem, count, indices, options.suffix, options.animated)
     for name in names:
         stem = os.path.normcase(name[:-len(options.suffix)])
         if stem in task.reserved:
@@ -102,7 +103,12 @@ def _plan_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     if isinstance(read, ConvertRecord):
         return read
     _, count, indices, names = read
-    return ConvertRecord(task.source, OK, tuple(names), tuple(i + 1 for i in indices) if count > 1 else ())
+    return ConvertRecord(task.source, OK, tuple(names), _frame_numbers(count, indices, options))
+
+
+def _frame_numbers(count: int, indices, options: ConvertOptions) -> tuple:
+    """The 1-based frame number of each output: one per image of a multi-frame file, none for an animation."""
+    return tuple(i + 1 for i in indices) if count > 1 and not options.animated else ()
 
 
 def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
@@ -118,9 +124,12 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
     for target in targets:
         if options.protected and os.path.realpath(target) in options.protected:
             raise OutputPathError(f"output {target!r} would replace an input file", attribute="output")
-    todo = [k for k, target in enumerate(targets) if options.overwrite or not is_complete_image(target, suffix)]
-    frames = tuple(i + 1 for i in indices) if count > 1 else ()
-    record = ConvertRecord(task.source, OK, tuple(names), frames, written=tuple(names[k] for k in todo))
+    animated = options.animated
+    expected = len(indices) if animated else None  # the frames an animation must hold to be complete
+    todo = [k for k, target in enumerate(targets)
+            if options.overwrite or not is_complete_image(target, suffix, expected)]
+    record = ConvertRecord(task.source, OK, tuple(names), _frame_numbers(count, indices, options),
+                           written=tuple(names[k] for k in todo))
     if not todo:
         return record
     # rendering.render, looked up per call: a wrapper installed on the module (tests, profilers) is used.
@@ -134,10 +143,17 @@ def _convert_file(task: ConvertTask, options: ConvertOptions) -> ConvertRecord:
         # All frames in one call, even when a rerun misses only some: windows computed from the
         # pixels (min-max...) then cover the whole file, the same in every run.
         stack = render(ds, preset, **kwargs)
-        images = {k: stack[indices[k]] for k in todo}
+        images = {0: stack} if animated else {k: stack[indices[k]] for k in todo}
     else:
         images = {0: render(ds, preset, frame=indices[0], **kwargs)}
     profile = icc_profile(ds) if options.iccprofile != "no" else None
+    if animated:  # one file: every selected frame, each shown for its duration from the header
+        frames = images[0] if len(indices) > 1 else images[0][None]
+        pixels, embed = apply_iccprofile(frames, options.iccprofile, profile, rgb=frames.ndim == 4)
+        write_animation(pixels, targets[0], frame_durations(ds, indices), quality=options.quality,
+                        compress_level=options.compress_level, icc_profile=embed, fsync=options.fsync,
+                        lossless=options.lossless)
+        return record
     for k in todo:
         image, embed = apply_iccprofile(images[k], options.iccprofile, profile)
         write_image(image, targets[k], quality=options.quality, compress_level=options.compress_level,

@@ -30,17 +30,20 @@ class Terminated(KeyboardInterrupt):
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert DICOM files and folder trees to JPEG/PNG (parallel, resumable)",
-        description="Convert DICOM files and folder trees to JPEG or PNG under OUTDIR, mirroring the layout. "
+        "convert", help="convert DICOM files and folder trees to JPEG/PNG or animations (parallel, resumable)",
+        description="Convert DICOM files and folder trees to JPEG or PNG (one image per frame), or GIF, WebP, "
+                    "APNG or MP4 (one animation per file), under OUTDIR, mirroring the layout. "
                     "Exit status: 0 all converted (non-DICOM files are skipped), 1 some failed, 2 bad usage, "
                     "130 / 143 stopped by Ctrl-C / SIGTERM (rerun the same command to finish).")
     p.add_argument("sources", nargs="+", metavar="SRC", help="DICOM files and folders (recognised by content)")
     p.add_argument("-o", "--outdir", required=True, help="output folder")
     add_window_choice(p, "preset name, or NAME,NAME,NAME for an RGB image")
-    p.add_argument("--format", choices=("jpeg", "png"), type=str.lower, default="jpeg", help="default: jpeg")
-    p.add_argument("--quality", type=QUALITY, default=95, help="JPEG quality 1-100 (default 95)")
+    p.add_argument("--format", choices=("jpeg", "png", "gif", "webp", "apng", "mp4"), type=str.lower,
+                   default="jpeg", help="default: jpeg; gif, webp, apng, mp4: one animation per file")
+    p.add_argument("--quality", type=QUALITY, default=95, help="JPEG, lossy WebP and MP4 quality 1-100 (default 95)")
     p.add_argument("--compress-level", type=COMPRESS_LEVEL, default=6,
-                   help="PNG compression level 0-9 (default 6)")
+                   help="PNG and APNG compression level 0-9 (default 6)")
+    p.add_argument("--lossless", action="store_true", help="lossless WebP")
     p.add_argument("--frames", default="all", metavar="all|first|N",
                    help="frames of multi-frame files: all (default), first, or one 0-based index")
     p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: all cores; 1: serial)")
@@ -76,7 +79,8 @@ def run(args) -> int:
                          format=args.format, quality=args.quality, compress_level=args.compress_level,
                          frames=args.frames, jobs=args.jobs, scheduler=args.scheduler, overwrite=args.overwrite,
                          report=args.report, progress=False if args.quiet else None, timeout=args.timeout,
-                         fsync=args.fsync, strict=args.strict, viewport=args.viewport, iccprofile=args.iccprofile)
+                         fsync=args.fsync, strict=args.strict, viewport=args.viewport, iccprofile=args.iccprofile,
+                         lossless=args.lossless)
     except (FileNotFoundError, UnknownPresetError, ValueError, ImportError) as exc:
         print(f"dicomrender convert: error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
-"""``dicomrender series SRC -o OUT``: a series to a volume file (.npy, .npz with its geometry) or a PNG
-contact sheet; ``--list`` prints the series of SRC.
+"""``dicomrender series SRC -o OUT``: a series to a volume file (.npy, .npz with its geometry), a PNG
+contact sheet or an animation of its slices (.gif, .webp, .apng, .mp4); ``--list`` prints the series of SRC.
 
 Exit status 0 written (or listed), 1 the series could not be rendered (several series and no
 ``--series``, mixed sizes, a broken file...), 2 bad usage.
@@ -16,27 +16,31 @@ import numpy as np
 
 from .._types import Window
 from ..errors import DicomRenderError
-from ..io import write_atomic, write_image
+from ..io import ANIMATED_FORMATS, write_atomic, write_image
+from ..io.animated import check_fps, has_video
 from ..presets import get_preset
 from ..series import find_series, render_series
 from ..series.find import series_table
-from .args import add_window_options, preset_arg
+from .args import QUALITY, add_window_options, preset_arg
 
 __all__ = ["add_parser", "run", "montage"]
 
-_SUFFIXES = (".npy", ".npz", ".png")
+_SUFFIXES = (".npy", ".npz", ".png") + tuple(ANIMATED_FORMATS)
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "series", help="render a series (folder of slices, multi-frame file) to .npy/.npz or a PNG contact sheet",
+        "series", help="render a series (folder of slices, multi-frame file) to .npy/.npz, a PNG contact sheet "
+                       "or an animation",
         description="Render one series of SRC (a folder walked recursively, files recognised by content, or "
                     "files) to one sorted, windowed uint8 volume: OUT.npy (the pixels), OUT.npz (pixels, "
-                    "spacing, origin, orientation, positions, affine, sop_instance_uids, files) or, with "
-                    "--montage or a .png OUT, a contact sheet. --list prints the series of SRC. Exit status: "
-                    "0 done, 1 the series could not be rendered, 2 bad usage.")
+                    "spacing, origin, orientation, positions, affine, sop_instance_uids, files), with "
+                    "--montage or a .png OUT a contact sheet, or OUT.gif/.webp/.apng/.mp4 an animation of the "
+                    "slices in position order (--fps; default the frame timing of a multi-frame object, else "
+                    "10 frames per second). --list prints the series of SRC. Exit status: 0 done, 1 the "
+                    "series could not be rendered, 2 bad usage.")
     p.add_argument("sources", nargs="+", metavar="SRC", help="a folder, files, or a multi-frame file")
-    p.add_argument("-o", "--output", help="output .npy, .npz or .png")
+    p.add_argument("-o", "--output", help="output .npy, .npz, .png, or an animation .gif, .webp, .apng, .mp4")
     p.add_argument("--list", action="store_true", help="print the series of SRC as a table and stop")
     p.add_argument("--series", dest="series_uid", metavar="UID", help="SeriesInstanceUID (when SRC holds several)")
     p.add_argument("--neighbours", type=int, default=0, metavar="K",
@@ -45,6 +49,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--every", type=int, default=None, metavar="N",
                    help="contact sheet: every Nth slice (default: at most 64 tiles)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: all cores; 1: serial)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="animation: frames per second (default: the header's timing of a multi-frame object, "
+                        "else 10)")
+    p.add_argument("--quality", type=QUALITY, default=95, help="animation: lossy WebP and MP4 quality 1-100 "
+                                                              "(default 95)")
+    p.add_argument("--lossless", action="store_true", help="animation: lossless WebP")
     add_window_options(p)
     p.set_defaults(handler=run)
 
@@ -62,6 +72,13 @@ def _usage(args):
         raise ValueError(f"OUT must end in {', '.join(_SUFFIXES)}, got {args.output!r}")
     if args.montage and suffix != ".png":
         raise ValueError("--montage writes a PNG: OUT must end in .png")
+    if suffix in ANIMATED_FORMATS:
+        if args.fps is not None:
+            check_fps(args.fps)
+        if suffix == ".mp4" and not has_video():
+            raise ValueError("MP4 output needs PyAV: pip install 'dicomrender[video]'")
+    elif args.fps is not None or args.lossless:
+        raise ValueError("--fps and --lossless apply to an animation (.gif, .webp, .apng, .mp4)")
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"output folder {folder!r} does not exist")
@@ -72,6 +89,10 @@ def _usage(args):
     preset = preset_arg(args.preset)
     for name in [preset] if isinstance(preset, str) else preset or []:
         get_preset(name)
+    channels = (1 if preset is None or isinstance(preset, str) else len(preset)) * (2 * args.neighbours + 1)
+    if suffix in ANIMATED_FORMATS and channels not in (1, 3):
+        raise ValueError(f"an animation holds 1 (grey) or 3 (RGB) channels, not {channels} (presets x "
+                         f"(2 x neighbours + 1))")
     return preset
 
 
@@ -91,11 +112,14 @@ def montage(pixels: np.ndarray, every: int = 1, columns: int = 0) -> np.ndarray:
     return sheet
 
 
-def _write(volume, path: str, montage_every) -> None:
+def _write(volume, path: str, args) -> None:
     suffix = os.path.splitext(path)[1].lower()
     pixels = volume.pixels
+    if suffix in ANIMATED_FORMATS:
+        volume.save(path, fps=args.fps, quality=args.quality, lossless=args.lossless)
+        return
     if suffix == ".png":
-        every = montage_every or max(1, math.ceil(len(pixels) / 64))
+        every = args.every or max(1, math.ceil(len(pixels) / 64))
         write_image(montage(pixels, every), path)
         return
     buffer = io.BytesIO()
@@ -126,7 +150,7 @@ def run(args) -> int:
     volume = render_series(sources, preset, window=args.window, function=args.function, invert=args.invert,
                            strict=args.strict, series_uid=args.series_uid, neighbours=args.neighbours,
                            jobs=args.jobs)
-    _write(volume, args.output, args.every)
+    _write(volume, args.output, args)
     print(f"{args.output}: {volume.shape} uint8, spacing {volume.spacing} mm, sorted by "
           f"{volume.geometry.sorted_by}")
     return 0

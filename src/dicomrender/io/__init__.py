@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InvalidArgumentError, OutputPathError, integer_argument
-from .animated import ANIMATED_FORMATS, encode_animation
+from .animated import ANIMATED_FORMATS, encode_animation, is_complete_animation
 
 __all__ = ["IMAGE_FORMATS", "ANIMATED_FORMATS", "FORMAT_SUFFIXES", "FILE_CHANNELS", "TEMP_PREFIX", "TEMP_SUFFIX",
            "image_format", "is_animated", "check_channels", "check_encoding", "encode_image", "encode_animation",
@@ -27,8 +27,9 @@ __all__ = ["IMAGE_FORMATS", "ANIMATED_FORMATS", "FORMAT_SUFFIXES", "FILE_CHANNEL
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 #: Frame duration (ms) of a single image written in an animated format (a one-frame animation).
 STILL_DURATION_MS = 100.0
-#: File suffix by format name, as ``convert(format=...)`` accepts it.
-FORMAT_SUFFIXES = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
+#: File suffix by format name, as ``convert(format=...)`` accepts it (the last four: one animation a file).
+FORMAT_SUFFIXES = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "apng": ".apng",
+                   "mp4": ".mp4"}
 #: Channels a JPEG or PNG file holds: grey or RGB (one rendered window each).
 FILE_CHANNELS = (1, 3)
 #: Name of the temporary files of the atomic write (the next batch run removes those a killed run left).
@@ -236,11 +237,15 @@ def remove_stale_temporaries(folder: str) -> int:
 # ---- existing outputs and safe paths -----------------------------------------------
 
 
-def is_complete_image(path: str, suffix: str) -> bool:
+def is_complete_image(path: str, suffix: str, frames: Optional[int] = None) -> bool:
     """True when ``path`` is a regular file holding a whole JPEG or PNG stream (not a symlink).
 
-    ``suffix``: ``".png"`` for PNG, anything else for JPEG.
+    ``suffix``: ``".png"`` for PNG, anything else for JPEG.  With ``frames``: a whole animation of
+    that many frames in the format of ``suffix`` (``.gif``, ``.webp``, ``.apng``, ``.mp4``; see
+    :func:`~dicomrender.io.animated.is_complete_animation`).
     """
+    if frames is not None:
+        return is_complete_animation(path, ANIMATED_FORMATS[suffix], frames)
     try:
         st = os.lstat(path)
     except FileNotFoundError:

@@ -10,6 +10,7 @@ over ``jobs`` workers with the kernel on one thread each.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -19,9 +20,13 @@ from pydicom.dataset import Dataset
 
 from .._types import VOI, Window
 from ..dicom.header import DEFAULT_MAX_PIXELS
+from ..dicom.source import read_dataset
+from ..dicom.timing import DEFAULT_FRAME_RATE, frame_durations
 from ..engine import MAX_WINDOWS, prepare_out
 from ..engine.compile import LUT_MAX_BITS, compile_tables
-from ..errors import PresetError, SeriesWarning, UnsupportedImageError
+from ..errors import InvalidArgumentError, PresetError, SeriesWarning, UnsupportedImageError
+from ..io import ANIMATED_FORMATS, check_channels, check_encoding, write_animation
+from ..io.animated import fps_durations, has_video
 from .channels import caller_window, channels_for, check_presets, series_header_voi, with_function
 from .find import scan, select_series
 from .geometry import Geometry, describe_files, sort_slices
@@ -251,6 +256,8 @@ class Volume:
         ``(d + k) * presets + p`` shows slice ``i + d`` (clamped) with preset ``p``.
     geometry : Geometry
         The geometry of the whole series (spacing report: gaps, irregularity, tilt).
+
+    ``volume.save("scroll.gif")`` writes the slices as an animation (:meth:`save`).
     """
 
     def __init__(self, pixels: np.ndarray, prepared: Prepared, selection: Sequence[int], neighbours: int):
@@ -273,6 +280,68 @@ class Volume:
         self.windows = tuple(prepared.vois[i] for i in selection)
         self.channels = tuple((d, label) for d in range(-neighbours, neighbours + 1) for label in prepared.labels)
         self.skipped = plan.skipped
+        # the one multi-frame object every slice is a frame of (a clip: its header times the frames), or None
+        first = headers[0]
+        self._timed_source: Any = None
+        if first.frames > 1 and all(h.source == first.source for h in headers):
+            source, datasets = first.source, plan.datasets
+            self._timed_source = datasets[source] if isinstance(source, int) and datasets is not None else source
+
+    def frame_durations(self) -> List[float]:
+        """How long each slice is shown in an animation (ms): the frame timing of the header
+        (:func:`dicomrender.dicom.timing.frame_durations`) when every slice is a frame of one multi-frame
+        object, else ``1000 / DEFAULT_FRAME_RATE`` (a series of files has no time between slices)."""
+        if self._timed_source is None:
+            return [1000.0 / DEFAULT_FRAME_RATE] * len(self)
+        ds, _ = read_dataset(self._timed_source, stop_before_pixels=True)
+        return frame_durations(ds, list(self.frame_numbers))
+
+    def save(self, path, *, fps: Optional[float] = None, quality: int = 95, compress_level: int = 6,
+             lossless: bool = False) -> str:
+        """Write the slices, in position order, as an animation: ``.gif``, ``.webp``, ``.apng`` or ``.mp4``
+        (needs ``dicomrender[video]``), atomically (README "Animated output").
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; its suffix gives the format.
+        fps : float, optional
+            Frames per second; default :meth:`frame_durations` (10 frames per second for a series of
+            files).
+        quality : int
+            Lossy WebP and MP4 quality, 1-100.
+        compress_level : int
+            APNG compression level, 0-9.
+        lossless : bool
+            WebP: lossless instead of ``quality``.
+
+        Returns
+        -------
+        str
+            The path written.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Another suffix (``attribute="path"``), a bad ``fps``, ``quality`` or ``compress_level``, MP4
+            without PyAV (``attribute="format"``), or a number of channels other than 1 (grey) or 3 (RGB)
+            (``attribute="preset"``).
+        """
+        fmt = ANIMATED_FORMATS.get(os.path.splitext(os.fspath(path))[1].lower())
+        if fmt is None:
+            raise InvalidArgumentError(f"Volume.save writes an animation (.gif, .webp, .apng, .mp4), not "
+                                       f"{os.fspath(path)!r}: numpy.save writes the pixels", attribute="path")
+        check_encoding(quality, compress_level)
+        if fmt == "MP4" and not has_video():
+            raise InvalidArgumentError("MP4 output needs PyAV: pip install 'dicomrender[video]'", attribute="format")
+        try:
+            check_channels(1 if self.pixels.ndim == 3 else self.pixels.shape[-1])
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"cannot write {self.shape} to {fmt}: {exc}", attribute=exc.attribute) from None
+        durations = fps_durations(fps, len(self)) if fps is not None else self.frame_durations()
+        write_animation(self.pixels, path, durations, quality=quality, compress_level=compress_level,
+                        lossless=lossless, fsync=True)
+        return os.fspath(path)
 
     @property
     def origin(self) -> Optional[np.ndarray]:
