@@ -28,6 +28,18 @@ def _workers(text: str) -> int:
     return int(text)
 
 
+#: Default of --cache-mb (serve/cache.py DEFAULT_CACHE_BYTES, without importing the [serve] extra here).
+DEFAULT_CACHE_MB = 256
+
+
+def _megabytes(text: str) -> int:
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"cache-mb must be an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "serve", help="serve a folder tree over DICOMweb (QIDO-RS, WADO-RS rendered) with a browser viewer",
@@ -41,7 +53,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cache-dir", help="folder of the index file (default $XDG_CACHE_HOME/dicomrender)")
     p.add_argument("--reindex", action="store_true", help="read every file again instead of updating the index")
     p.add_argument("--workers", type=_workers, default=None,
-                   help="renders at once, one thread each (default: the usable cores)")
+                   help="renders at once per process, one thread each (default: the usable cores)")
+    p.add_argument("--processes", type=_workers, default=None,
+                   help="server processes sharing the port (default: the usable cores; 1: one process)")
+    p.add_argument("--cache-mb", type=_megabytes, default=DEFAULT_CACHE_MB,
+                   help=f"MiB of parsed files kept in memory per process for the next request (default "
+                        f"{DEFAULT_CACHE_MB}; 0: read every file for every request)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no access log")
     p.set_defaults(handler=run)
 
@@ -54,8 +71,10 @@ def run(args) -> int:
     try:
         import uvicorn
 
+        from ..engine import usable_cpus
         from ..serve.app import create_app
         from ..serve.index import Index, index_path
+        from ..serve.processes import environment
     except ImportError as exc:
         print(f"dicomrender serve: error: {_MISSING} ({exc})", file=sys.stderr)
         return 2
@@ -63,8 +82,14 @@ def run(args) -> int:
     index = Index(args.folder, index_path(args.folder, args.cache_dir))
     stats = index.update(reindex=args.reindex, progress=False if args.quiet else None)
     print(f"dicomrender serve: {stats.summary()} (index: {index.path})", file=sys.stderr)
-    app = create_app(index, workers=args.workers)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
-                access_log=not args.quiet)
+    # proxy_headers off: nothing sits in front of this server unless its user puts it there
+    options = dict(host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
+                   access_log=not args.quiet, proxy_headers=False, server_header=False)
+    processes = args.processes or usable_cpus()
+    if processes == 1:
+        uvicorn.run(create_app(index, workers=args.workers, cache_bytes=args.cache_mb << 20), **options)
+    else:  # each worker process builds its own application (serve/processes.py)
+        os.environ.update(environment(args.folder, index.path, args.workers, args.cache_mb << 20))
+        uvicorn.run("dicomrender.serve.processes:from_environment", factory=True, workers=processes, **options)
     index.close()
     return 0

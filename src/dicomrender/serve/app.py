@@ -30,6 +30,7 @@ from ..errors import (
 )
 from ..presets import list_presets
 from . import qido, wado
+from .cache import DEFAULT_CACHE_BYTES, DatasetCache
 from .index import Index
 from .params import NotAcceptable, negotiate, parse_frames, parse_request
 
@@ -53,6 +54,8 @@ _STATIC = {"index.html": "text/html; charset=utf-8", "viewer.js": "text/javascri
            "viewer.css": "text/css; charset=utf-8"}
 #: Part of every ETag: another version of dicomrender may render differently.
 _VERSION = _package_version()
+#: Resources whose index rows are kept (oldest out first).
+_ROWS_KEPT = 4096
 _PHRASES = {400: "bad request", 404: "not found", 405: "method not allowed", 406: "not acceptable",
             422: "cannot render", 500: "server error"}
 
@@ -71,9 +74,11 @@ def _params(request: Request) -> Dict[str, List[str]]:
 class Server:
     """The state the routes share: the index and the render limiter."""
 
-    def __init__(self, index: Index, workers: Optional[int] = None):
+    def __init__(self, index: Index, workers: Optional[int] = None, cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.index = index
         self.limiter = anyio.CapacityLimiter(workers or usable_cpus())
+        self.datasets = DatasetCache(cache_bytes)
+        self._rows: Dict[tuple, list] = {}
 
     async def rows(self, request: Request) -> list:
         """The instance rows the path names (study, series, instance UIDs), in slice order; 404 when none."""
@@ -81,7 +86,13 @@ class Server:
         uids = [qido.check_uid(p[name], name) if name in p else None for name in ("study", "series", "instance")]
         study, series, instance = uids
         assert study is not None
-        rows = await anyio.to_thread.run_sync(lambda: self.index.instances(study, series, instance))
+        key = (study, series, instance)
+        if key not in self._rows:  # the index does not change while serving: a look-up once per resource
+            found = await anyio.to_thread.run_sync(lambda: self.index.instances(study, series, instance))
+            if len(self._rows) >= _ROWS_KEPT:
+                self._rows.pop(next(iter(self._rows)))
+            self._rows[key] = found
+        rows = self._rows[key]
         if not rows:
             named = ", ".join(f"{name} {uid}" for name, uid in zip(("study", "series", "instance"), uids) if uid)
             raise HTTPException(404, f"no indexed {named}")
@@ -126,11 +137,11 @@ class Server:
             return Response(status_code=304, headers={"ETag": tag, "Cache-Control": _CACHE})
         job: Callable
         if kind == "group":
-            job = lambda: wado.group_image(rows, render_request, media)  # noqa: E731
+            job = lambda: wado.group_image(rows, render_request, media, self.datasets)  # noqa: E731
         elif kind == "thumbnail":
-            job = lambda: wado.thumbnail(row, render_request, media)  # noqa: E731
+            job = lambda: wado.thumbnail(row, render_request, media, self.datasets)  # noqa: E731
         else:
-            job = lambda: wado.instance_image(row, render_request, media, frames)  # noqa: E731
+            job = lambda: wado.instance_image(row, render_request, media, frames, self.datasets)  # noqa: E731
         body, content_type = await self._run(row, job, self.limiter)
         return Response(body, media_type=content_type, headers={"ETag": tag, "Cache-Control": _CACHE})
 
@@ -184,10 +195,11 @@ def _static(name: str) -> Response:
     return Response(data, media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
 
 
-def create_app(index: Index, *, workers: Optional[int] = None) -> Starlette:
+def create_app(index: Index, *, workers: Optional[int] = None, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Starlette:
     """The Starlette application serving ``index`` (QIDO-RS and WADO-RS under ``/dicomweb``, the viewer
-    at ``/``).  ``workers``: renders at once (default: the usable cores)."""
-    server = Server(index, workers)
+    at ``/``).  ``workers``: renders at once (default: the usable cores); ``cache_bytes``: the bound of
+    the data sets kept for the next request (:class:`~dicomrender.serve.cache.DatasetCache`; 0: none)."""
+    server = Server(index, workers, cache_bytes)
 
     async def home(request: Request) -> Response:
         return _static("index.html")

@@ -18,6 +18,7 @@ from ..dicom.timing import frame_durations
 from ..display.icc import apply_iccprofile
 from ..display.viewport import Viewport
 from ..rendering import render
+from .cache import DatasetCache
 from .encode import encode, encode_frames, multipart
 from .params import ANIMATED_TYPES, IMAGE_TYPES, RenderRequest
 
@@ -39,12 +40,15 @@ def frame_total(row) -> int:
         return 1
 
 
-def render_pixels(row, request: RenderRequest, frame: Optional[int]) -> np.ndarray:
+def render_pixels(row, request: RenderRequest, frame: Optional[int],
+                  datasets: Optional[DatasetCache] = None) -> np.ndarray:
     """The rendered pixels of one frame (0-based; None: the whole instance) of an indexed file, as
-    :func:`dicomrender.render` gives them for the same parameters (the viewport included)."""
+    :func:`dicomrender.render` gives them for the same parameters (the viewport included); the file's
+    data set from ``datasets`` when given."""
     colour = request.window is not None and row["photometric"] not in _GREY
     options: Dict[str, Any] = {"colour_window": True} if colour else {}
-    return render(row["path"], request.preset, window=request.window, function=request.function, frame=frame,
+    source = row["path"] if datasets is None else datasets.get(row["path"])
+    return render(source, request.preset, window=request.window, function=request.function, frame=frame,
                   viewport=request.viewport, threads=1, **options)
 
 
@@ -56,8 +60,8 @@ def _profiled(row, request: RenderRequest, pixels: np.ndarray, frames: bool) -> 
     return apply_iccprofile(pixels, request.iccprofile, icc_profile(ds), rgb=pixels.ndim == (4 if frames else 3))
 
 
-def _still(row, request: RenderRequest, frame: Optional[int], fmt: str) -> bytes:
-    pixels, profile = _profiled(row, request, render_pixels(row, request, frame), False)
+def _still(row, request: RenderRequest, frame: Optional[int], fmt: str, datasets=None) -> bytes:
+    pixels, profile = _profiled(row, request, render_pixels(row, request, frame, datasets), False)
     return encode(pixels, fmt, request.quality, profile)
 
 
@@ -75,7 +79,8 @@ def _durations(row, indices: Sequence[int]) -> List[float]:
     return frame_durations(ds, list(indices))
 
 
-def instance_image(row, request: RenderRequest, media: str, frames: Optional[List[int]]) -> Tuple[bytes, str]:
+def instance_image(row, request: RenderRequest, media: str, frames: Optional[List[int]],
+                   datasets: Optional[DatasetCache] = None) -> Tuple[bytes, str]:
     """An instance (``frames`` None) or some of its frames (0-based) as ``media``: one image, an animation
     of several frames (animated types), or a multipart body of one image per frame."""
     fmt = IMAGE_TYPES[media]
@@ -83,19 +88,20 @@ def instance_image(row, request: RenderRequest, media: str, frames: Optional[Lis
     if frames is None:
         frames = list(range(total)) if total > 1 and media in ANIMATED_TYPES else [0]
     if total == 1:
-        return _still(row, request, None, fmt), media
+        return _still(row, request, None, fmt, datasets), media
     if len(frames) == 1:
-        return _still(row, request, frames[0], fmt), media
+        return _still(row, request, frames[0], fmt, datasets), media
     if media in ANIMATED_TYPES:
-        pixels, profile = _profiled(row, request, render_pixels(row, request, None), True)
+        pixels, profile = _profiled(row, request, render_pixels(row, request, None, datasets), True)
         return encode_frames(pixels[frames], fmt, _durations(row, frames), request.quality, profile), media
-    return multipart([_still(row, request, i, fmt) for i in frames], media)
+    return multipart([_still(row, request, i, fmt, datasets) for i in frames], media)
 
 
-def group_image(rows: Sequence, request: RenderRequest, media: str) -> Tuple[bytes, str]:
+def group_image(rows: Sequence, request: RenderRequest, media: str,
+                datasets: Optional[DatasetCache] = None) -> Tuple[bytes, str]:
     """A study or series: a multipart body of each instance rendered (the first frame of multi-frame ones)."""
     fmt = IMAGE_TYPES[media]
-    parts = [_still(row, request, 0 if frame_total(row) > 1 else None, fmt) for row in rows]
+    parts = [_still(row, request, 0 if frame_total(row) > 1 else None, fmt, datasets) for row in rows]
     return multipart(parts, media)
 
 
@@ -104,13 +110,13 @@ def representative(rows: Sequence):
     return rows[(len(rows) - 1) // 2]
 
 
-def thumbnail(row, request: RenderRequest, media: str) -> Tuple[bytes, str]:
+def thumbnail(row, request: RenderRequest, media: str, datasets: Optional[DatasetCache] = None) -> Tuple[bytes, str]:
     """A small rendered image of ``row`` (its middle frame): the viewport ``THUMBNAIL_SIZE`` unless the
     request gives one."""
     total = frame_total(row)
     if request.viewport is None:
         request = replace(request, viewport=Viewport(*THUMBNAIL_SIZE))
-    return _still(row, request, (total - 1) // 2 if total > 1 else None, IMAGE_TYPES[media]), media
+    return _still(row, request, (total - 1) // 2 if total > 1 else None, IMAGE_TYPES[media], datasets), media
 
 
 def metadata(row) -> dict:
