@@ -19,6 +19,7 @@ from ..errors import DicomRenderError, InvalidDatasetError, NotDicomError, Pixel
 from .deflate import read_deflated
 from .elements import keyword_of, parse_elements
 from .header import PIXEL_KEYWORDS
+from .headers import read_header
 
 __all__ = ["read_dataset", "read_file", "is_dicom_header", "parsed_to_end"]
 
@@ -173,7 +174,8 @@ def read_file(path: str, *, whole: bool) -> tuple:
         elif whole:
             ds = _parse(f, head, path)
         else:
-            ds = _parse(path, head, path, defer_size=_DEFER_SIZE)
+            f.seek(0)
+            ds = read_header(f, path, _DEFER_SIZE) or _parse(path, head, path, defer_size=_DEFER_SIZE)
     ds.filename = path  # error messages name the file
     return ds, size
 

@@ -32,18 +32,37 @@ EXECUTORS = ("auto", "processes", "threads")
 
 
 def idle_cpus() -> int:
-    """Usable cores not busy with other work: the usable cores less the 1-minute load average beyond
-    this process's own one (as ``make -l`` limits its jobs), at least 1.
+    """Usable cores not busy with other work, at least 1: the usable cores less the threads of other
+    processes running or ready to run now (Linux: ``/proc/loadavg``'s running count, the least of a few
+    reads, without the calling thread), else less the 1-minute load average beyond this process's own.
 
     On a machine whose cores are all busy, extra workers only compete for them (and a fork costs
-    milliseconds): the default then stays serial.
+    milliseconds): the default then stays serial.  The running count describes this moment, so a
+    call right after a parallel one (whose workers weigh on the 1-minute average for a minute) is not
+    taken for a busy machine.
     """
     cores = usable_cpus()
+    running = _running_now()
+    if running is not None:
+        return max(1, cores - max(0, running - 1))
     try:
         others = max(0.0, os.getloadavg()[0] - 1.0)
     except (AttributeError, OSError):
         return cores
     return max(1, cores - int(others))
+
+
+def _running_now(reads: int = 3) -> Optional[int]:
+    """Threads running or runnable system-wide now (the calling one included), the least of ``reads``
+    reads of ``/proc/loadavg``; None where there is no such file."""
+    counts = []
+    try:
+        for _ in range(reads):
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+    except (OSError, ValueError, IndexError):
+        return None
+    return min(counts)
 
 
 def worker_count(jobs: Optional[int], items: int, per_worker: int) -> int:
@@ -131,7 +150,8 @@ def _child(fn, chunk, write_fd: int) -> None:
 def _forked(fn, chunks) -> List[Any]:
     children: List[tuple] = []
     # Objects the collector never visits are not written to, so the pages the child shares with this
-    # process stay shared instead of being copied on its first collection.
+    # process stay shared instead of being copied on its first collection; and the caller's own
+    # collections meanwhile walk only the new objects.
     gc.freeze()
     try:
         for chunk in chunks[1:]:
@@ -142,6 +162,8 @@ def _forked(fn, chunks) -> List[Any]:
                 try:
                     os.close(read_fd)
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    # a short-lived child: the collector would only walk (and copy) the parent's pages
+                    gc.disable()
                     _child(fn, chunk, write_fd)
                 except BaseException:
                     status = 1
@@ -149,7 +171,8 @@ def _forked(fn, chunks) -> List[Any]:
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, read_fd))
-        gc.unfreeze()
+        # the caller's own chunk with everything from before still frozen: its collections walk only
+        # what the chunk allocates (unfrozen once the children are done, in the finally below)
         results = [fn(chunks[0])]
         while children:
             pid, read_fd = children[0]
