@@ -11,13 +11,13 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import dicomrender
 from dicomrender.dicom.timing import frame_durations
 from dicomrender.errors import FrameTimingWarning
 from dicomrender.io import encode_animation
 
+from .animation import decode_animation
 from .rgb_synthetic import make_rgb_dataset
 from .synthetic import make_dataset
 
@@ -38,17 +38,6 @@ def _rgb_clip(frames=FRAMES, rows=16, cols=20, **attributes):
     pixels = np.stack([np.stack([x * 8 + 10 * k, y * 15, np.full_like(x, 40 * k)], axis=-1)
                        for k in range(frames)]).astype(np.uint8)
     return make_rgb_dataset(pixels, **attributes), pixels
-
-
-def _decode(path):
-    """Frames (as RGB or L arrays) and durations (ms) of an animated image."""
-    frames, durations = [], []
-    with Image.open(path) as image:
-        for k in range(getattr(image, "n_frames", 1)):
-            image.seek(k)
-            frames.append(np.asarray(image.convert("RGB")))
-            durations.append(image.info.get("duration"))
-    return frames, durations
 
 
 # ---- frame durations from the header ---------------------------------------------------------
@@ -99,7 +88,7 @@ def test_unusable_timing_falls_back_with_a_warning(attributes, expected):
 def test_grey_gif_is_lossless_with_durations_in_10_ms(tmp_path):
     ds = _grey_clip(FrameTime=33.3)
     reference = dicomrender.render(ds)
-    frames, durations = _decode(dicomrender.save(ds, tmp_path / "cine.gif"))
+    frames, durations = decode_animation(dicomrender.save(ds, tmp_path / "cine.gif"))
     assert len(frames) == FRAMES
     for k in range(FRAMES):
         assert np.array_equal(frames[k][..., 0], reference[k]) and np.array_equal(frames[k][..., 2], reference[k])
@@ -107,7 +96,7 @@ def test_grey_gif_is_lossless_with_durations_in_10_ms(tmp_path):
 
 
 def test_gif_durations_have_a_20_ms_floor(tmp_path):
-    frames, durations = _decode(dicomrender.save(_grey_clip(FrameTime=4), tmp_path / "fast.gif"))
+    frames, durations = decode_animation(dicomrender.save(_grey_clip(FrameTime=4), tmp_path / "fast.gif"))
     assert durations == [20] * FRAMES
 
 
@@ -115,40 +104,40 @@ def test_gif_durations_have_a_20_ms_floor(tmp_path):
 def test_lossless_webp_and_apng_are_exact(tmp_path, suffix):
     ds = _grey_clip(FrameTimeVector=[0, 40, 50, 60, 70], FrameIncrementPointer=0x00181065)
     reference = dicomrender.render(ds)
-    frames, durations = _decode(dicomrender.save(ds, tmp_path / f"cine{suffix}", lossless=True))
+    frames, durations = decode_animation(dicomrender.save(ds, tmp_path / f"cine{suffix}", lossless=True))
     assert [f[..., 1].tolist() for f in frames] == [r.tolist() for r in reference]
     assert durations == [40, 50, 60, 70, 55]
 
 
 def test_rgb_animations(tmp_path):
     ds, pixels = _rgb_clip(FrameTime=40)
-    frames, durations = _decode(dicomrender.save(ds, tmp_path / "c.webp", lossless=True))
+    frames, durations = decode_animation(dicomrender.save(ds, tmp_path / "c.webp", lossless=True))
     assert np.array_equal(np.stack(frames), pixels) and durations == [40] * FRAMES
-    frames, durations = _decode(dicomrender.save(ds, tmp_path / "c.apng"))
+    frames, durations = decode_animation(dicomrender.save(ds, tmp_path / "c.apng"))
     assert np.array_equal(np.stack(frames), pixels)
-    frames, durations = _decode(dicomrender.save(ds, tmp_path / "c.gif"))  # 256 colours a frame
+    frames, durations = decode_animation(dicomrender.save(ds, tmp_path / "c.gif"))  # 256 colours a frame
     assert len(frames) == FRAMES and durations == [40] * FRAMES
     assert np.abs(np.stack(frames).astype(int) - pixels).mean() < 4
-    frames, _ = _decode(dicomrender.save(ds, tmp_path / "lossy.webp", quality=90))
+    frames, _ = decode_animation(dicomrender.save(ds, tmp_path / "lossy.webp", quality=90))
     assert np.abs(np.stack(frames).astype(int) - pixels).mean() < 6
 
 
 def test_viewport_applies_to_every_frame(tmp_path):
     ds = _grey_clip(FrameTime=40)
     expected = dicomrender.render(ds, viewport=(8, 8, 1, 0, 16, -12))
-    frames, _ = _decode(dicomrender.save(ds, tmp_path / "v.apng", viewport=(8, 8, 1, 0, 16, -12)))
+    frames, _ = decode_animation(dicomrender.save(ds, tmp_path / "v.apng", viewport=(8, 8, 1, 0, 16, -12)))
     assert [f[..., 0].tolist() for f in frames] == [e.tolist() for e in expected]
 
 
 def test_one_frame_is_a_one_frame_animation(tmp_path):
     ds = make_dataset(np.arange(64, dtype=np.uint16).reshape(8, 8), modality="OT")
-    frames, _ = _decode(dicomrender.save(ds, tmp_path / "still.gif"))
+    frames, _ = decode_animation(dicomrender.save(ds, tmp_path / "still.gif"))
     assert len(frames) == 1 and np.array_equal(frames[0][..., 0], dicomrender.render(ds))
 
 
 def test_frame_selects_one_frame_of_a_clip(tmp_path):
     ds = _grey_clip(FrameTime=40)
-    frames, _ = _decode(dicomrender.save(ds, tmp_path / "one.webp", frame=2, lossless=True))
+    frames, _ = decode_animation(dicomrender.save(ds, tmp_path / "one.webp", frame=2, lossless=True))
     assert len(frames) == 1 and np.array_equal(frames[0][..., 0], dicomrender.render(ds, frame=2))
 
 

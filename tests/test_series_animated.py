@@ -15,30 +15,19 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image
 
 import dicomrender
 from dicomrender import _reference, cli
 from dicomrender.errors import SeriesWarning
 from dicomrender.series import render_series
 
+from .animation import decode_animation
 from .synthetic import make_dataset, write_dataset
 
 SLICES, ROWS, COLS = 7, 10, 13
 INTERCEPTS = (-1024, -1000)
 #: The order of the files' names against position: names say nothing about it.
 NAMES = (4, 0, 6, 2, 5, 1, 3)
-
-
-def _decode(path):
-    """Frames (RGB) and durations (ms) of an animation, by Pillow."""
-    frames, durations = [], []
-    with Image.open(path) as image:
-        for k in range(getattr(image, "n_frames", 1)):
-            image.seek(k)
-            frames.append(np.asarray(image.convert("RGB")))
-            durations.append(image.info.get("duration"))
-    return frames, durations
 
 
 @pytest.fixture
@@ -71,7 +60,7 @@ def test_volume_save_writes_every_slice_in_position_order(series, tmp_path, suff
     folder, files = series
     volume = render_series(str(folder))
     path = volume.save(tmp_path / f"scroll{suffix}", **options)
-    frames, durations = _decode(path)
+    frames, durations = decode_animation(path)
     assert len(frames) == SLICES  # identical neighbours (slices 2 and 3) are two frames
     for k, f in enumerate(files):
         assert np.array_equal(frames[k][..., 1], _exact(f)), k
@@ -83,14 +72,14 @@ def test_volume_save_writes_every_slice_in_position_order(series, tmp_path, suff
                                                    (".apng", 3, 1000 / 3)])
 def test_fps_sets_every_duration(series, tmp_path, suffix, fps, expected):
     volume = render_series(str(series[0]))
-    _, durations = _decode(volume.save(tmp_path / f"s{suffix}", fps=fps, lossless=True))
+    _, durations = decode_animation(volume.save(tmp_path / f"s{suffix}", fps=fps, lossless=True))
     assert durations == [expected] * SLICES  # GIF: 1000/30 ms rounds to 3 hundredths; APNG: the fraction 1/3 s
 
 
 def test_three_presets_are_an_rgb_animation_and_two_are_refused(series, tmp_path):
     folder, files = series
     volume = render_series(str(folder), ["brain", "subdural", "bone"])
-    frames, _ = _decode(volume.save(tmp_path / "rgb.apng"))
+    frames, _ = decode_animation(volume.save(tmp_path / "rgb.apng"))
     windows = [(40, 80), (75, 215), (400, 1800)]  # README preset table: brain, subdural, bone
     for k, f in enumerate(files):
         expected = np.stack([_exact(f, c, w) for c, w in windows], axis=-1)
@@ -115,11 +104,11 @@ def test_a_clip_keeps_its_frame_timing(tmp_path):
         in_memory = render_series(pydicom.dcmread(clip))
     assert volume.frame_durations() == [40, 50, 60, 50]  # increments to the next frame, the last their mean
     assert in_memory.frame_durations() == [40, 50, 60, 50]
-    frames, durations = _decode(volume.save(tmp_path / "clip.webp", lossless=True))
+    frames, durations = decode_animation(volume.save(tmp_path / "clip.webp", lossless=True))
     assert durations == [40, 50, 60, 50]
     ramp = [0, 127, 127, 255]  # 500 at the centre: floor(((500 - 499.5) / 999 + 0.5) * 255) = floor(127.63)
     assert [int(f[3, 3, 0]) for f in frames] == ramp
-    assert _decode(volume.save(tmp_path / "fast.gif", fps=50))[1] == [20] * 4
+    assert decode_animation(volume.save(tmp_path / "fast.gif", fps=50))[1] == [20] * 4
 
 
 @pytest.mark.parametrize("fps", [0, -5, math.nan, math.inf, 1e-6])
@@ -144,8 +133,8 @@ def test_fps_that_is_not_a_number_is_a_type_error(tmp_path, fps):
 def test_save_fps_overrides_the_header(tmp_path):
     words = np.random.default_rng(5).integers(0, 4096, (3, 5, 6), dtype=np.uint16)
     ds = make_dataset(words, bits_stored=12, modality="US", FrameTime=40, WindowCenter=2048, WindowWidth=4096)
-    assert _decode(dicomrender.save(ds, tmp_path / "h.gif"))[1] == [40] * 3
-    frames, durations = _decode(dicomrender.save(ds, tmp_path / "f.gif", fps=8))
+    assert decode_animation(dicomrender.save(ds, tmp_path / "h.gif"))[1] == [40] * 3
+    frames, durations = decode_animation(dicomrender.save(ds, tmp_path / "f.gif", fps=8))
     assert durations == [130] * 3  # 125 ms rounds half up to 13 hundredths
     assert [f[..., 0].tolist() for f in frames] == [r.tolist() for r in dicomrender.render(ds)]
 
@@ -177,12 +166,12 @@ def test_mp4(series, tmp_path, monkeypatch):
 def test_series_command_writes_an_animation(series, tmp_path, capsys):
     folder, files = series
     assert cli.main(["series", str(folder), "-o", str(tmp_path / "scroll.gif")]) == 0
-    frames, durations = _decode(tmp_path / "scroll.gif")
+    frames, durations = decode_animation(tmp_path / "scroll.gif")
     assert [f[..., 0].tolist() for f in frames] == [_exact(f).tolist() for f in files]
     assert durations == [100] * SLICES
     assert cli.main(["series", *files, "-o", str(tmp_path / "s.webp"), "--fps", "5", "--lossless",
                      "--window", "1000", "400"]) == 0
-    frames, durations = _decode(tmp_path / "s.webp")
+    frames, durations = decode_animation(tmp_path / "s.webp")
     assert durations == [200] * SLICES
     assert all(np.array_equal(frames[k][..., 2], _exact(f, 1000, 400)) for k, f in enumerate(files))
     capsys.readouterr()
