@@ -52,16 +52,22 @@ def render_pixels(row, request: RenderRequest, frame: Optional[int],
                   viewport=request.viewport, threads=1, **options)
 
 
-def _profiled(row, request: RenderRequest, pixels: np.ndarray, frames: bool) -> Tuple[np.ndarray, Optional[bytes]]:
+def _header(row, datasets: Optional[DatasetCache]):
+    """The file's data set: the one the render just used when there is a cache, else its header read again."""
+    return datasets.get(row["path"]) if datasets is not None else read_file(row["path"], whole=False)[0]
+
+
+def _profiled(row, request: RenderRequest, pixels: np.ndarray, frames: bool,
+              datasets: Optional[DatasetCache] = None) -> Tuple[np.ndarray, Optional[bytes]]:
     """``pixels`` for ``iccprofile`` (converted to sRGB for ``srgb``) and the profile to embed."""
     if request.iccprofile == "no":
         return pixels, None
-    ds, _ = read_file(row["path"], whole=False)
+    ds = _header(row, datasets)
     return apply_iccprofile(pixels, request.iccprofile, icc_profile(ds), rgb=pixels.ndim == (4 if frames else 3))
 
 
 def _still(row, request: RenderRequest, frame: Optional[int], fmt: str, datasets=None) -> bytes:
-    pixels, profile = _profiled(row, request, render_pixels(row, request, frame, datasets), False)
+    pixels, profile = _profiled(row, request, render_pixels(row, request, frame, datasets), False, datasets)
     return encode(pixels, fmt, request.quality, profile)
 
 
@@ -74,9 +80,8 @@ def offered_types(frames: int, several: bool) -> List[str]:
     return single
 
 
-def _durations(row, indices: Sequence[int]) -> List[float]:
-    ds, _ = read_file(row["path"], whole=False)
-    return frame_durations(ds, list(indices))
+def _durations(row, indices: Sequence[int], datasets: Optional[DatasetCache] = None) -> List[float]:
+    return frame_durations(_header(row, datasets), list(indices))
 
 
 def instance_image(row, request: RenderRequest, media: str, frames: Optional[List[int]],
@@ -92,8 +97,8 @@ def instance_image(row, request: RenderRequest, media: str, frames: Optional[Lis
     if len(frames) == 1:
         return _still(row, request, frames[0], fmt, datasets), media
     if media in ANIMATED_TYPES:
-        pixels, profile = _profiled(row, request, render_pixels(row, request, None, datasets), True)
-        return encode_frames(pixels[frames], fmt, _durations(row, frames), request.quality, profile), media
+        pixels, profile = _profiled(row, request, render_pixels(row, request, None, datasets), True, datasets)
+        return encode_frames(pixels[frames], fmt, _durations(row, frames, datasets), request.quality, profile), media
     return multipart([_still(row, request, i, fmt, datasets) for i in frames], media)
 
 
