@@ -59,12 +59,13 @@ def _read(f, defer_size: int):
     if meta is None:
         return None
     syntax = meta.get("TransferSyntaxUID")
-    encapsulated = syntax is not None and syntax not in _ENCODINGS and \
-        getattr(syntax, "is_encapsulated", False) and not getattr(syntax, "is_deflated", True) and \
-        syntax.is_little_endian and not syntax.is_implicit_VR
-    if syntax not in _ENCODINGS and not encapsulated:
+    if syntax in _ENCODINGS:
+        implicit, little = _ENCODINGS[syntax]
+    elif syntax is not None and syntax.is_encapsulated and not syntax.is_deflated and syntax.is_little_endian \
+            and not syntax.is_implicit_VR:  # compressed pixel data in Explicit VR Little Endian
+        implicit, little = False, True
+    else:  # none, deflated, private (an unknown UID raises: dcmread then reads it)
         return None
-    implicit, little = _ENCODINGS.get(syntax, (False, True))
     peek = f.read(2)
     if len(peek) < 2 or struct.unpack("<H" if little else ">H", peek)[0] == 0:  # empty, or a command set
         return None
