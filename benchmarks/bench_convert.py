@@ -32,30 +32,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import dicomrender
+from bench_series import ct_dataset, phantom
 from dicomrender.batch import convert
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-SIZE = 512
 CENTER, WIDTH, INTERCEPT = 40.0, 400.0, -1024.0
 QUALITY = 95
-
-
-def phantom(seed: int) -> np.ndarray:
-    """Stored values (HU + 1024, 12 bits) of a body-like slice: air, soft tissue, lungs, a bone ring, noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:SIZE, :SIZE] - SIZE / 2
-    r = np.hypot(x / 1.15, y)
-    hu = np.full((SIZE, SIZE), -1000.0)
-    hu[r < 220] = 40.0
-    hu[(r > 195) & (r < 210)] = 700.0
-    for side in (-1, 1):
-        hu[np.hypot(x - side * 90, y + 10) < 70] = -820.0
-    hu += rng.normal(0, 25, hu.shape)
-    return np.clip(np.round(hu + 1024), 0, 4095).astype(np.uint16)
 
 
 def make_tree(root: Path, count: int) -> list:
@@ -64,21 +47,7 @@ def make_tree(root: Path, count: int) -> list:
     for i in range(count):
         folder = root / f"series{i % 4}"
         folder.mkdir(parents=True, exist_ok=True)
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.SOPClassUID = CT_IMAGE_STORAGE
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-        ds.Modality = "CT"
-        ds.Rows = ds.Columns = SIZE
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.RescaleIntercept, ds.RescaleSlope = INTERCEPT, 1
-        ds.WindowCenter, ds.WindowWidth = CENTER, WIDTH
-        ds.PixelData = phantom(i % 16).tobytes()
+        ds = ct_dataset(phantom(i % 16), INTERCEPT, CENTER, WIDTH)
         path = folder / (f"IM{i:04d}.dcm" if i % 2 else f"IM{i:04d}")
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

@@ -66,6 +66,25 @@ def phantom(seed: int) -> np.ndarray:
     return np.clip(np.round(hu + 1024), 0, 4095).astype(np.uint16)
 
 
+def ct_dataset(stored: np.ndarray, intercept: float, center: float, width: float) -> Dataset:
+    """A 12-bit CT image of ``stored`` (uint16, SIZE x SIZE) with its rescale and one window, file meta
+    included (also the files of bench_convert.py)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    ds.Rows = ds.Columns = SIZE
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope = intercept, 1
+    ds.WindowCenter, ds.WindowWidth = center, width
+    ds.PixelData = stored.tobytes()
+    return ds
+
+
 def make_folder(root: Path, slices: int = 200, other: int = 20) -> tuple:
     """The folder described above; returns (main series UID, its files in position order)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -76,25 +95,14 @@ def make_folder(root: Path, slices: int = 200, other: int = 20) -> tuple:
     main_uid, files = generate_uid(), []
     for uid, count in ((main_uid, slices), (generate_uid(), other)):
         for k in range(count):
-            ds = Dataset()
-            ds.file_meta = FileMetaDataset()
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-            ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, ds.file_meta.MediaStorageSOPInstanceUID
-            ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "CT", "1.2.3.4", uid
+            intercept = INTERCEPTS[k % 3]
+            stored = images[k % 16].astype(np.int32) - int(intercept + 1024)
+            ds = ct_dataset(np.clip(stored, 0, 4095).astype(np.uint16), intercept, CENTER, WIDTH)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", uid
             ds.SeriesNumber, ds.InstanceNumber = (2 if uid == main_uid else 1), count - k
             ds.ImagePositionPatient = [-180.0, -180.0, -100.0 + STEP * k]
             ds.ImageOrientationPatient = [1, 0, 0, 0, math.cos(t), -math.sin(t)]
             ds.PixelSpacing, ds.SliceThickness, ds.GantryDetectorTilt = [0.7, 0.7], STEP, TILT
-            ds.Rows = ds.Columns = SIZE
-            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-            intercept = INTERCEPTS[k % 3]
-            ds.RescaleIntercept, ds.RescaleSlope = intercept, 1
-            ds.WindowCenter, ds.WindowWidth = CENTER, WIDTH
-            stored = images[k % 16].astype(np.int32) - int(intercept + 1024)
-            ds.PixelData = np.clip(stored, 0, 4095).astype(np.uint16).tobytes()
             path = root / next(names)
             ds.save_as(path, enforce_file_format=True)
             if uid == main_uid:

@@ -57,3 +57,15 @@ def write_dataset(ds: Dataset, path) -> str:
     """Write ``ds`` as a DICOM file with preamble and return the path."""
     ds.save_as(str(path), enforce_file_format=True)
     return str(path)
+
+
+def colour_dataset(samples: np.ndarray, photometric: str = "RGB", planar: int = 0) -> Dataset:
+    """A colour image of ``samples`` (rows, cols, 3) or (frames, rows, cols, 3), interleaved or planar
+    (``planar=1``), little-endian words of the samples' dtype."""
+    ds = make_dataset(samples[..., 0], modality="OT")
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = photometric
+    ds.PlanarConfiguration = planar
+    data = np.moveaxis(samples, -1, -3) if planar else samples
+    ds.PixelData = np.ascontiguousarray(data).astype(samples.dtype.newbyteorder("<")).tobytes()
+    return ds

@@ -12,20 +12,7 @@ from dicomrender import _reference, errors
 from dicomrender.dicom import color as colour
 
 from .data import data_file
-from .synthetic import make_dataset
-
-
-def _colour_dataset(samples: np.ndarray, photometric="RGB", planar=0) -> pydicom.Dataset:
-    """``samples`` is (rows, cols, 3) or (frames, rows, cols, 3)."""
-    frames = samples.shape[0] if samples.ndim == 4 else None
-    plane = samples[..., 0]
-    ds = make_dataset(plane if frames is None else plane, modality="OT")
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = photometric
-    ds.PlanarConfiguration = planar
-    data = np.moveaxis(samples, -1, -3) if planar else samples
-    ds.PixelData = np.ascontiguousarray(data).astype(samples.dtype.newbyteorder("<")).tobytes()
-    return ds
+from .synthetic import colour_dataset, make_dataset
 
 
 def _palette_dataset(indices: np.ndarray, tables, first=0, bits=16) -> pydicom.Dataset:
@@ -46,27 +33,27 @@ def test_rgb_eight_bit_is_passed_through_and_planar_configuration_is_honoured():
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
     for planar in (0, 1):
-        got = dicomrender.render(_colour_dataset(rgb, planar=planar))
+        got = dicomrender.render(colour_dataset(rgb, planar=planar))
         assert got.shape == (5, 7, 3) and got.dtype == np.uint8
         np.testing.assert_array_equal(got, rgb)
 
 
 def test_rgb_sixteen_bit_drops_the_low_byte():
     rgb = np.array([[[0, 255, 256], [65535, 32768, 511]]], dtype=np.uint16)
-    got = dicomrender.render(_colour_dataset(rgb))
+    got = dicomrender.render(colour_dataset(rgb))
     np.testing.assert_array_equal(got, [[[0, 0, 1], [255, 128, 1]]])
 
 
 def test_rgb_twelve_bits_stored_in_sixteen():
     rgb = np.array([[[4095, 16, 15]]], dtype=np.uint16)
-    ds = _colour_dataset(rgb)
+    ds = colour_dataset(rgb)
     ds.BitsStored, ds.HighBit = 12, 11
     np.testing.assert_array_equal(dicomrender.render(ds), [[[255, 1, 0]]])
 
 
 def test_multiframe_colour_shapes():
     rgb = np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)
-    ds = _colour_dataset(rgb)
+    ds = colour_dataset(rgb)
     ds.NumberOfFrames = 2
     np.testing.assert_array_equal(dicomrender.render(ds), rgb)
     np.testing.assert_array_equal(dicomrender.render(ds, frame=1), rgb[1])
@@ -80,7 +67,7 @@ def test_ybr_full_formula_hand_computed():
     # B = 128 -> 128.  Y=16, Cb=200, Cr=50: R = 16 - 109.36 = -93 -> 0; G = 16 - 24.78 + 55.70 = 46.92 -> 47;
     # B = 16 + 127.58 = 143.58 -> 144
     ybr = np.array([[[128, 128, 255], [16, 200, 50]]], dtype=np.uint8)
-    np.testing.assert_array_equal(dicomrender.render(_colour_dataset(ybr, "YBR_FULL")),
+    np.testing.assert_array_equal(dicomrender.render(colour_dataset(ybr, "YBR_FULL")),
                                   [[[255, 37, 128], [0, 47, 144]]])
 
 
@@ -201,7 +188,7 @@ def test_real_palette_files_equal_the_little_endian_pydicom_mapping(name):
 
 
 def test_colour_refuses_presets_and_implicit_windowing():
-    ds = _colour_dataset(np.zeros((2, 2, 3), np.uint8))
+    ds = colour_dataset(np.zeros((2, 2, 3), np.uint8))
     with pytest.raises(errors.UnsupportedImageError) as info:
         dicomrender.render(ds, "auto")
     assert info.value.attribute == "PhotometricInterpretation"
@@ -211,7 +198,7 @@ def test_colour_refuses_presets_and_implicit_windowing():
 
 def test_colour_window_when_asked_for_explicitly():
     rgb = np.array([[[0, 100, 127], [128, 160, 255]]], dtype=np.uint8)
-    got = dicomrender.render(_colour_dataset(rgb), window=(128, 64), colour_window=True)
+    got = dicomrender.render(colour_dataset(rgb), window=(128, 64), colour_window=True)
     expected = _reference.to_uint8(_reference.voi_values(rgb.astype(np.float64), 128, 64))
     np.testing.assert_array_equal(got, expected)
     # hand-computed: 128 -> ((128 - 127.5) / 63 + 0.5) * 255 = 129.52 -> 129; 0 -> 0; 255 -> 255

@@ -27,7 +27,7 @@ from dicomrender.dicom.header import DEFAULT_MAX_MEMORY, ImageInfo
 from dicomrender.errors import InvalidArgumentError, PixelLimitError
 
 from .hostile import MB, run_capped
-from .synthetic import make_dataset, write_dataset
+from .synthetic import colour_dataset, make_dataset, write_dataset
 
 # The driver's peak is ru_maxrss, which a child started by vfork inherits from the parent's peak: the
 # body measures its own (Linux: reset the high-water mark, then read it), saved with the image.
@@ -155,16 +155,6 @@ def test_voi_lut_on_32_bit_data_renders_by_blocks(tmp_path):
 # ---- colour ---------------------------------------------------------------------------------------------
 
 
-def _colour(samples: np.ndarray, photometric: str, planar: int = 0) -> Dataset:
-    ds = make_dataset(samples[..., 0], modality="OT")
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = photometric
-    ds.PlanarConfiguration = planar
-    data = np.moveaxis(samples, -1, -3) if planar else samples
-    ds.PixelData = np.ascontiguousarray(data).astype(samples.dtype.newbyteorder("<")).tobytes()
-    return ds
-
-
 def _rgb(frames: int = _FRAMES, size: int = _SIZE, dtype=np.uint8) -> np.ndarray:
     y, x = np.mgrid[0:size, 0:size]
     top = np.iinfo(dtype).max
@@ -179,20 +169,20 @@ def _rgb(frames: int = _FRAMES, size: int = _SIZE, dtype=np.uint8) -> np.ndarray
 @pytest.mark.parametrize("planar", [0, 1])
 def test_rgb_converts_block_by_block(tmp_path, planar):
     samples = _rgb()
-    result, image = _run(tmp_path, _colour(samples, "RGB", planar))
+    result, image = _run(tmp_path, colour_dataset(samples, "RGB", planar))
     _check(result, image, samples)
 
 
 def test_rgb_16_bit(tmp_path):
     samples = _rgb(8, dtype=np.uint16)
-    result, image = _run(tmp_path, _colour(samples, "RGB"))
+    result, image = _run(tmp_path, colour_dataset(samples, "RGB"))
     _check(result, image, (samples >> 8).astype(np.uint8))
 
 
 @pytest.mark.parametrize("photometric", ["YBR_FULL", "YBR_RCT"])
 def test_ybr_converts_block_by_block(tmp_path, photometric):
     samples = _rgb()
-    result, image = _run(tmp_path, _colour(samples, photometric))
+    result, image = _run(tmp_path, colour_dataset(samples, photometric))
     convert = colour.ybr_full_to_rgb if photometric == "YBR_FULL" else colour.ybr_rct_to_rgb
     _check(result, image, colour.to_8bit(convert(samples, 8), 8))  # today's formula, on the whole array
 
@@ -202,7 +192,7 @@ def test_ybr_full_422_native(tmp_path):
     ybr = samples.copy()
     ybr[..., 2:, 1:] = ybr[..., :-2, 1:]  # any chroma: each pair of pixels shares the first's
     ybr[:, :, 1::2, 1:] = ybr[:, :, 0::2, 1:]
-    ds = _colour(samples, "YBR_FULL_422")
+    ds = colour_dataset(samples, "YBR_FULL_422")
     stream = np.empty((8, _SIZE, _SIZE // 2, 4), np.uint8)
     stream[..., 0], stream[..., 1] = ybr[:, :, 0::2, 0], ybr[:, :, 1::2, 0]
     stream[..., 2], stream[..., 3] = ybr[:, :, 0::2, 1], ybr[:, :, 0::2, 2]
@@ -225,7 +215,7 @@ def test_palette_colour_converts_block_by_block(tmp_path):
 
 def test_rle_rgb_decodes_frame_by_frame(tmp_path):
     samples = _rgb(60, 512)
-    ds = _colour(samples, "RGB")
+    ds = colour_dataset(samples, "RGB")
     ds.compress(RLELossless, encoding_plugin="pylibjpeg")
     result, image = _run(tmp_path, ds)
     _check(result, image, samples)

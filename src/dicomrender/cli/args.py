@@ -38,19 +38,21 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     add_strict(parser)
 
 
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer from ``low`` to ``high``; anything else is a usage error (exit 2)."""
+def int_in(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` to ``high`` (None: no upper bound); anything else is a
+    usage error (exit 2)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
         return value
 
-    parse.__name__ = f"integer {low}-{high}"
+    parse.__name__ = f"integer {low}-{high}" if high is not None else f"integer >= {low}"
     return parse
 
 

@@ -6,38 +6,17 @@ import logging
 import os
 import sys
 
+from .args import int_in
+
 __all__ = ["add_parser", "run"]
 
 _MISSING = ("dicomrender serve needs the [serve] extra (Starlette, uvicorn, anyio): "
             "pip install 'dicomrender[serve]'")
 
 
-def _port(text: str) -> int:
-    import argparse
-
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {text!r}")
-    return int(text)
-
-
-def _workers(text: str) -> int:
-    import argparse
-
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"workers must be a positive integer, got {text!r}")
-    return int(text)
-
-
 #: Default of --cache-mb (serve/cache.py DEFAULT_CACHE_BYTES, without importing the [serve] extra here).
 DEFAULT_CACHE_MB = 256
-
-
-def _megabytes(text: str) -> int:
-    import argparse
-
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"cache-mb must be an integer >= 0, got {text!r}")
-    return int(text)
+_PORT, _POSITIVE, _NON_NEGATIVE = int_in(0, 65535), int_in(1), int_in(0)
 
 
 def add_parser(subparsers) -> None:
@@ -49,14 +28,14 @@ def add_parser(subparsers) -> None:
                     "Needs the [serve] extra.")
     p.add_argument("folder", metavar="DIR", help="the folder tree to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8042, help="TCP port (default 8042; 0: any free port)")
+    p.add_argument("--port", type=_PORT, default=8042, help="TCP port (default 8042; 0: any free port)")
     p.add_argument("--cache-dir", help="folder of the index file (default $XDG_CACHE_HOME/dicomrender)")
     p.add_argument("--reindex", action="store_true", help="read every file again instead of updating the index")
-    p.add_argument("--workers", type=_workers, default=None,
+    p.add_argument("--workers", type=_POSITIVE, default=None,
                    help="renders at once per process, one thread each (default: the usable cores)")
-    p.add_argument("--processes", type=_workers, default=None,
+    p.add_argument("--processes", type=_POSITIVE, default=None,
                    help="server processes sharing the port (default: the usable cores; 1: one process)")
-    p.add_argument("--cache-mb", type=_megabytes, default=DEFAULT_CACHE_MB,
+    p.add_argument("--cache-mb", type=_NON_NEGATIVE, default=DEFAULT_CACHE_MB,
                    help=f"MiB of parsed files kept in memory per process for the next request (default "
                         f"{DEFAULT_CACHE_MB}; 0: read every file for every request)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no access log")

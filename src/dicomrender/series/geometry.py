@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import DuplicateSliceError, SeriesGeometryError
 from .sources import SliceHeader
 
-__all__ = ["Geometry", "sort_slices", "describe_files", "ORIENTATION_TOLERANCE"]
+__all__ = ["Geometry", "sort_slices", "describe_files", "first_position", "ras_of", "ORIENTATION_TOLERANCE"]
 
 #: Largest difference between direction cosines of slices that share an orientation.
 ORIENTATION_TOLERANCE = 1e-4
@@ -90,12 +90,22 @@ class Geometry:
     @property
     def origin(self) -> Optional[np.ndarray]:
         """Image Position (Patient) of the first slice."""
-        return None if self.positions is None else self.positions[0]
+        return first_position(self.positions)
 
     @property
     def ras_affine(self) -> Optional[np.ndarray]:
         """The affine in RAS (NIfTI, nibabel) coordinates: x and y of :attr:`affine` negated."""
-        return None if self.affine is None else np.diag([-1.0, -1.0, 1.0, 1.0]) @ self.affine
+        return ras_of(self.affine)
+
+
+def first_position(positions: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The first slice's position of ``(slices, 3)`` positions, None without positions."""
+    return None if positions is None else positions[0]
+
+
+def ras_of(affine: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """An LPS affine in RAS (NIfTI, nibabel): x and y negated; None stays None."""
+    return None if affine is None else np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
 
 
 def _check_sizes(headers: Sequence[SliceHeader]) -> None:

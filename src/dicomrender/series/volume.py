@@ -29,7 +29,7 @@ from ..io import ANIMATED_FORMATS, check_channels, check_encoding, write_animati
 from ..io.animated import fps_durations, has_video
 from .channels import caller_window, channels_for, check_presets, series_header_voi, with_function
 from .find import scan, select_series
-from .geometry import Geometry, describe_files, sort_slices
+from .geometry import Geometry, describe_files, first_position, ras_of, sort_slices
 from .parallel import choose_executor, map_chunks, shared_empty, split, worker_count
 from .reader import RenderJob, WindowJob, count_part, render_part
 from .sources import Scan, SliceHeader
@@ -345,11 +345,11 @@ class Volume:
 
     @property
     def origin(self) -> Optional[np.ndarray]:
-        return None if self.positions is None else self.positions[0]
+        return first_position(self.positions)
 
     @property
     def ras_affine(self) -> Optional[np.ndarray]:
-        return None if self.affine is None else np.diag([-1.0, -1.0, 1.0, 1.0]) @ self.affine
+        return ras_of(self.affine)
 
     def __array__(self, dtype=None, copy=None):
         if copy:
