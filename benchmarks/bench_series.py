@@ -195,7 +195,7 @@ def measure(folder: Path, uid: str, files: list, repeat: int) -> list:
         ("`dicomrender.render_series(jobs=1)`", dicomrender_series(1), (1, "auto")),
         (f"`dicomrender.render_series()` (default: the idle cores of {cores}, {idle_cpus()} at the start)",
          dicomrender_series(None), (None, "auto")),
-        (f"`dicomrender.render_series(jobs={cores})` (headers: forked processes; slices: threads)",
+        (f"`dicomrender.render_series(jobs={cores})` (headers: forked readers where they pay; slices: threads)",
          dicomrender_series(cores), (cores, "auto")),
         (f"`dicomrender.render_series(jobs={cores}, executor=\"threads\")`", dicomrender_series(cores, "threads"),
          (cores, "threads")),

@@ -120,6 +120,8 @@ def test_find_series_lists_each_series_with_its_geometry(study):
 def test_find_series_in_parallel_equals_serial(study, monkeypatch):
     root = study[0]
     monkeypatch.setattr(find_module, "FILES_PER_WORKER", 1)
+    monkeypatch.setattr(find_module, "PROBE_FILES", 1)
+    monkeypatch.setattr(find_module, "FORK_PAYS_AFTER", 0.0)
     serial = [(s.series_uid, s.files, s.shape) for s in find_series(root, jobs=1)]
     for executor in ("processes", "threads"):
         assert [(s.series_uid, s.files, s.shape) for s in find_series(root, jobs=2, executor=executor)] == serial
@@ -190,6 +192,8 @@ def test_untilted_axial_series_has_the_plain_diagonal_affine(study):
 def test_workers_give_the_serial_volume(study, monkeypatch, executor):
     root, uid, _, _ = study
     monkeypatch.setattr(find_module, "FILES_PER_WORKER", 1)
+    monkeypatch.setattr(find_module, "PROBE_FILES", 1)
+    monkeypatch.setattr(find_module, "FORK_PAYS_AFTER", 0.0)
     monkeypatch.setattr(volume_module, "SLICES_PER_WORKER", 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeriesWarning)

@@ -1,11 +1,13 @@
 """Finding the series a source holds: ``find_series`` and choosing one series to render.
 
-Headers only: each file is parsed up to its Pixel Data (see :mod:`.sources`), in parallel where that
-pays (:mod:`.parallel`: forked processes, since parsing holds the GIL).
+Headers only: each file is read up to its Pixel Data (:mod:`.quick` from the raw elements, else
+:mod:`.sources` through pydicom), in parallel where that pays (:mod:`.parallel`: forked processes,
+since parsing holds the GIL; timed on the first files, see ``FORK_PAYS_AFTER``).
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -16,12 +18,21 @@ from ..dicom.header import DEFAULT_MAX_PIXELS
 from ..errors import DicomRenderError, SeriesError, SeriesSelectionError, SeriesWarning
 from .geometry import Geometry, describe_files, sort_slices
 from .parallel import choose_executor, map_chunks, split, worker_count
-from .sources import BROKEN, NO_IMAGE, NOT_DICOM, Scan, Skipped, SliceHeader, expand, read_headers
+from .quick import read_headers
+from .sources import BROKEN, NO_IMAGE, NOT_DICOM, Scan, Skipped, SliceHeader, expand
 
 __all__ = ["SeriesInfo", "find_series", "scan", "select_series", "series_table"]
 
 #: Files per header-reading worker below which another worker does not pay for its fork.
 FILES_PER_WORKER = 24
+#: Files read first, in the caller, timing a header read before other workers are started.
+PROBE_FILES = 32
+#: Seconds of serial header reading left below which other workers do not pay: a forked reader costs
+#: its fork and the copy-on-write faults of both processes, ~15 ms on a 2-core machine, so headers
+#: read from their raw elements (~70 us a file, :mod:`.quick`) stay serial up to about a thousand
+#: files, pydicom parses (~0.5 ms a file: compressed or unusual files) go parallel from about a hundred
+#: (measured: benchmarks/bench_series.py, and scan() of 300 to 1200 files).
+FORK_PAYS_AFTER = 0.06
 
 
 @dataclass(frozen=True)
@@ -81,9 +92,18 @@ def scan(src, *, jobs: Optional[int] = None, executor: str = "auto",
     items, datasets = expand(src)
     workers = worker_count(jobs, len(items), FILES_PER_WORKER) if datasets is None else 1
     mode = choose_executor(executor)
-    parts = [items[r.start:r.stop] for r in split(len(items), workers)] or [[]]
     headers: List[SliceHeader] = []
     skipped: List[Skipped] = []
+    if workers > 1:  # time the first files, then decide whether the rest is worth other workers
+        probe = min(PROBE_FILES, len(items))
+        started = time.perf_counter()
+        headers, skipped = read_headers(items[:probe], datasets, max_pixels)
+        per_file = (time.perf_counter() - started) / max(1, probe)
+        items = items[probe:]
+        if per_file * len(items) < FORK_PAYS_AFTER:
+            workers = 1
+        workers = min(workers, max(1, len(items)))
+    parts = [items[r.start:r.stop] for r in split(len(items), workers)] or [[]]
     for part_headers, part_skipped in map_chunks(lambda part: read_headers(part, datasets, max_pixels), parts, mode):
         headers.extend(part_headers)
         skipped.extend(part_skipped)

@@ -21,12 +21,12 @@ from pydicom.dataset import Dataset
 
 from .._types import StoredFormat
 from ..dicom.elements import first_item, get, has, parse_elements, tag_of, transfer_syntax, values
-from ..dicom.header import DEFAULT_MAX_PIXELS, FrameParameters, ImageInfo, has_pixel_data
+from ..dicom.header import FrameParameters, ImageInfo, has_pixel_data
 from ..dicom.source import parsed_to_end, read_dataset, read_file
 from ..errors import DicomRenderError, InvalidDatasetError, NotDicomError, PixelDataError
 
-__all__ = ["SliceHeader", "Skipped", "Scan", "expand", "read_headers", "source_name", "NOT_DICOM", "NO_IMAGE",
-           "BROKEN"]
+__all__ = ["SliceHeader", "Skipped", "Scan", "expand", "read_one", "source_name", "split_text", "NOT_DICOM",
+           "NO_IMAGE", "BROKEN"]
 
 #: Why a source gave no slice.
 NOT_DICOM, NO_IMAGE, BROKEN = "not DICOM", "no image", "broken"
@@ -139,22 +139,11 @@ def expand(src) -> Tuple[List[Union[str, int]], Optional[List[Dataset]]]:
     return paths, None
 
 
-def read_headers(items: Sequence[Union[str, int]], datasets: Optional[Sequence[Dataset]],
-                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Tuple[List[SliceHeader], List[Skipped]]:
-    """The slice headers of ``items`` (paths, or indices into ``datasets``) and the items that gave none."""
-    headers: List[SliceHeader] = []
-    skipped: List[Skipped] = []
-    memo: Dict[tuple, tuple] = {}
-    for item in items:
-        result = _read_one(item, datasets, max_pixels, memo)
-        if isinstance(result, Skipped):
-            skipped.append(result)
-        else:
-            headers.extend(result)
-    return headers, skipped
+def read_one(item, datasets, max_pixels, memo: Dict[tuple, tuple]):
+    """The slice headers of one item (a path, or an index into ``datasets``), or why it gave none.
 
-
-def _read_one(item, datasets, max_pixels, memo: Dict[tuple, tuple]):
+    ``memo`` keeps what the interpretation of a header derives from, by its raw bytes (see
+    ``_interpretation_key``), across the items of one call."""
     if isinstance(item, int):
         assert datasets is not None
         ds = datasets[item]
@@ -197,14 +186,18 @@ def _strings(ds, keyword: str) -> Optional[List[str]]:
     element = elements.get(tag) if isinstance(elements, dict) else None
     if type(element) is RawDataElement and isinstance(element.value, bytes):
         try:
-            text = element.value.decode("ascii")
+            return split_text(element.value)
         except UnicodeDecodeError:
-            text = None
-        if text is not None:
-            parts = [p.strip(" \x00") for p in text.split("\\")]
-            return None if parts == [""] else parts
+            pass
     value = values(get(ds, keyword))
     return [str(v) for v in value] if value else None
+
+
+def split_text(raw: bytes) -> Optional[List[str]]:
+    """The values of a text-encoded number or UID (DS, IS, UI, CS) from its raw ASCII bytes, None when
+    empty; UnicodeDecodeError when not ASCII."""
+    parts = [p.strip(" \x00") for p in raw.decode("ascii").split("\\")]
+    return None if parts == [""] else parts
 
 
 def _text(ds, keyword: str) -> str:
