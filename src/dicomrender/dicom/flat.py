@@ -5,23 +5,27 @@ orientation, spacing, the image pixel group) are a small part of what a pydicom 
 ``FileDataset`` with its File Meta, one element object per attribute, each sequence parsed into items.
 :func:`read_flat` walks the elements of the common files instead — a ``DICM`` preamble, File Meta
 Information with its Group Length, an Implicit or Explicit VR Little Endian data set, native Pixel
-Data ending exactly at the end of the file — and records ``tag -> (VR, value offset, length)`` for the
-top-level elements up to Pixel Data, stepping over sequences (their nesting is walked, not kept).
+Data ending the file (or followed only by Data Set Trailing Padding) — and records
+``tag -> (VR, value offset, length)`` for the top-level elements up to Pixel Data, walking over
+sequences as pydicom reads them (their items are checked, not kept).
 
 It never decides anything about a file it does not fully understand: a command set, another transfer
 syntax, a duplicate or out-of-order tag, an unknown VR, an undefined length outside a sequence, a
 header over :data:`MAX_HEADER` bytes, Pixel Data that is encapsulated, missing, or that does not end
-the file (truncated, or elements after it): :func:`read_flat` returns None and the caller reads the
-file with pydicom, whose result or error then stands.  ``tests/test_flat.py`` compares the elements
-found with pydicom's on every test file and on corrupted copies of them.
+the file (truncated, or elements other than the padding after it): :func:`read_flat` returns None and
+the caller reads the file with pydicom, whose result or error then stands.  ``tests/test_flat.py``
+compares the elements found with pydicom's on every test file and on corrupted copies of them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import struct
 from typing import Dict, Optional, Tuple
+
+from pydicom.datadict import dictionary_VR
 
 __all__ = ["FlatHeader", "read_flat", "MAX_HEADER", "IMPLICIT_LE", "EXPLICIT_LE"]
 
@@ -68,7 +72,7 @@ class FlatHeader:
         files; sequences are listed (with their length, or -1 for an undefined length), not their items.
     pixel : (int, str or None, int, int)
         Pixel Data (or Float / Double Float Pixel Data): ``(tag, VR, value offset, length)``; the value
-        ends at the end of the file.
+        ends the file, or only Data Set Trailing Padding follows.
     """
 
     __slots__ = ("path", "size", "syntax", "elements", "pixel", "_data")
@@ -154,19 +158,21 @@ def _walk(path: str, reader: _Reader) -> Optional[FlatHeader]:
             return None
         last = tag
         if tag in _PIXEL_TAGS:
-            if length == _UNDEFINED or at + length != reader.size or length == 0:
-                return None  # encapsulated, or not ending the file (truncated, trailing elements)
+            if length == _UNDEFINED or length == 0 or not _ends_file(reader, at + length, implicit):
+                return None  # encapsulated, or truncated, or other elements after it
             return FlatHeader(path, reader.size, syntax, elements, (tag, vr, at, length), reader.data)
         if length == _UNDEFINED:
-            if vr is not None and vr != "SQ":  # UN of undefined length: implicit VR inside, not read here
+            if not _may_be_sequence(tag, vr):  # e.g. UN of undefined length: implicit VR inside
                 return None
-            pos = _skip_sequence(reader, at, implicit, 1)
+            pos = _sequence(reader, at, None, implicit, 1)
             elements[tag] = (vr, at, -1)
-            data = reader.data
-            end = len(data)
-            continue
-        elements[tag] = (vr, at, length)  # a defined-length sequence is stepped over whole
-        pos = at + length
+        else:
+            if _is_sequence(tag, vr):  # walked: its items must end where its length says, as pydicom reads them
+                _sequence(reader, at, at + length, implicit, 1)
+            elements[tag] = (vr, at, length)
+            pos = at + length
+        data = reader.data
+        end = len(data)
 
 
 def _element(data: bytes, pos: int, implicit: bool) -> Tuple[int, Optional[str], int, int]:
@@ -184,52 +190,89 @@ def _element(data: bytes, pos: int, implicit: bool) -> Tuple[int, Optional[str],
 
 def _transfer_syntax(data: bytes, start: int, end: int) -> Optional[str]:
     """The Transfer Syntax UID of the File Meta elements in ``data[start:end]`` (Explicit VR LE; ``data``
-    holds at least 12 bytes past ``end``)."""
-    pos = start
+    holds at least 12 bytes past ``end``); None unless they end exactly at ``end``: pydicom reads the
+    File Meta up to the first element of another group, whatever its Group Length says."""
+    pos, syntax = start, None
     while pos + 8 <= end:
         tag, _, length, at = _element(data, pos, False)
         if tag >> 16 != 2 or length == _UNDEFINED or at + length > end:
             return None
         if tag == 0x00020010:
-            return data[at:at + length].decode("ascii").rstrip(" \x00")
+            syntax = data[at:at + length].decode("ascii").rstrip(" \x00")
         pos = at + length
-    return None
+    return syntax if pos == end else None
 
 
-def _skip_sequence(reader: _Reader, pos: int, implicit: bool, depth: int) -> int:
-    """The offset after the Sequence Delimitation Item of a sequence of undefined length whose first
-    item starts at ``pos``."""
+def _ends_file(reader: _Reader, pos: int, implicit: bool) -> bool:
+    """Whether the file ends at ``pos``, or after one Data Set Trailing Padding element starting there."""
+    if pos >= reader.size:
+        return pos == reader.size
+    head = os.pread(reader.fd, 12, pos)
+    if len(head) < 12 or head[:4] != b"\xfc\xff\xfc\xff":
+        return False
+    tag, _, length, at = _element(head, 0, implicit)
+    return length != _UNDEFINED and pos + at + length == reader.size
+
+
+def _is_sequence(tag: int, vr: Optional[str]) -> bool:
+    """Whether pydicom reads the element of defined length as a sequence: its VR, or in Implicit VR the
+    dictionary's."""
+    return vr == "SQ" if vr is not None else _dictionary_vr(tag) == "SQ"
+
+
+def _may_be_sequence(tag: int, vr: Optional[str]) -> bool:
+    """Whether an element of undefined length is read as a sequence: SQ, or in Implicit VR a tag the
+    dictionary does not know (pydicom then looks for items) or knows as SQ."""
+    return vr == "SQ" if vr is not None else _dictionary_vr(tag) in (None, "SQ")
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> Optional[str]:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
+def _sequence(reader: _Reader, pos: int, end: Optional[int], implicit: bool, depth: int) -> int:
+    """The offset after a sequence whose first item starts at ``pos``: at its Sequence Delimitation Item
+    (``end`` None: undefined length), else exactly at ``end``."""
     if depth > _MAX_DEPTH:
         raise _Decline
-    while True:
+    while end is None or pos < end:
         data = reader.need(pos + 8)
         group, number, length = _TAG_LENGTH.unpack_from(data, pos)
         tag = group << 16 | number
-        if tag == _SEQUENCE_END:
+        if tag == _SEQUENCE_END and end is None:
             return pos + 8
         if tag != _ITEM:
             raise _Decline
-        if length == _UNDEFINED:
-            pos = _skip_item(reader, pos + 8, implicit, depth)
-        else:
-            pos += 8 + length
-            reader.need(pos)
+        pos = _item(reader, pos + 8, None if length == _UNDEFINED else pos + 8 + length, implicit, depth)
+    if pos != end:
+        raise _Decline
+    return pos
 
 
-def _skip_item(reader: _Reader, pos: int, implicit: bool, depth: int) -> int:
-    """The offset after the Item Delimitation Item of an item of undefined length starting at ``pos``."""
-    while True:
+def _item(reader: _Reader, pos: int, end: Optional[int], implicit: bool, depth: int) -> int:
+    """The offset after an item whose first element starts at ``pos``: at its Item Delimitation Item
+    (``end`` None: undefined length), else exactly at ``end``."""
+    while end is None or pos < end:
         data = reader.need(pos + 8)
-        if _TAG_LENGTH.unpack_from(data, pos)[:2] == (0xFFFE, 0xE00D):
+        if end is None and _TAG_LENGTH.unpack_from(data, pos)[:2] == (0xFFFE, 0xE00D):
             return pos + 8
         data = reader.need(pos + 12)
         tag, vr, length, at = _element(data, pos, implicit)
         if tag >= 0xFFFE0000:
             raise _Decline
         if length == _UNDEFINED:
-            if vr is not None and vr != "SQ":
+            if not _may_be_sequence(tag, vr):
                 raise _Decline
-            pos = _skip_sequence(reader, at, implicit, depth + 1)
+            pos = _sequence(reader, at, None, implicit, depth + 1)
         else:
+            if _is_sequence(tag, vr):
+                _sequence(reader, at, at + length, implicit, depth + 1)
             pos = at + length
             reader.need(pos)
+    if pos != end:
+        raise _Decline
+    return pos
