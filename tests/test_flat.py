@@ -5,7 +5,6 @@ still pydicom's elements on corrupted copies of the files it takes."""
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 import struct
@@ -23,6 +22,7 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from dicomrender.dicom.flat import EXPLICIT_LE, IMPLICIT_LE, read_flat
 
+from .data import all_test_files
 from .synthetic import make_dataset, write_dataset
 
 DEFER = 4096
@@ -31,16 +31,6 @@ _UNDEFINED = 0xFFFFFFFF
 
 
 PADDING = 0xFFFCFFFC  # Data Set Trailing Padding
-
-
-def _test_files() -> list:
-    """pydicom's test files and, when installed, pydicom-data's (listed from its folder: no download)."""
-    folder = os.path.dirname(get_testdata_file("CT_small.dcm"))
-    files = sorted(glob.glob(os.path.join(folder, "*.dcm")))
-    extra = get_testdata_file("emri_small.dcm", download=False)
-    if extra is not None and os.path.dirname(extra) != folder:
-        files += sorted(glob.glob(os.path.join(os.path.dirname(extra), "*.dcm")))
-    return files
 
 
 def _dcmread(path):
@@ -167,7 +157,7 @@ def _with_sequences(path, depth: int, implicit: bool = False, undefined: bool = 
 
 
 def test_read_flat_agrees_with_pydicom_on_every_test_file():
-    files = _test_files()
+    files = all_test_files()
     taken = 0
     for path in files:
         flat = read_flat(path)

@@ -3,9 +3,6 @@ on every test file it takes, and None (dcmread then reads it) on every file it d
 
 from __future__ import annotations
 
-import glob
-import os
-
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
@@ -13,19 +10,9 @@ from pydicom.data import get_testdata_file
 from dicomrender.dicom.headers import read_header
 from dicomrender.dicom.source import read_file
 
+from .data import all_test_files
+
 DEFER = 64 * 1024
-
-
-def _test_files() -> list:
-    folder = os.path.dirname(get_testdata_file("CT_small.dcm"))
-    files = sorted(glob.glob(os.path.join(folder, "*.dcm")))
-    try:
-        import pydicom_data  # noqa: F401  (the larger files, when installed)
-        from pydicom.data import get_testdata_files
-        files += sorted(f for f in get_testdata_files("*.dcm") if os.path.dirname(f) != folder)
-    except ImportError:
-        pass
-    return files
 
 
 def _elements(ds) -> list:
@@ -39,7 +26,7 @@ def _elements(ds) -> list:
 
 
 def test_quick_header_equals_dcmread_on_every_test_file():
-    files = _test_files()
+    files = all_test_files()
     taken = 0
     for path in files:
         with open(path, "rb") as f:

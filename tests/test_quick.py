@@ -6,7 +6,6 @@ multi-frame and enhanced objects, broken files)."""
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import random
 import shutil
@@ -23,20 +22,10 @@ from dicomrender.dicom.flat import read_flat
 from dicomrender.dicom.header import DEFAULT_MAX_PIXELS
 from dicomrender.series.sources import Skipped, read_one
 
-from .data import data_file
+from .data import all_test_files, data_file
 from .synthetic import make_dataset, write_dataset
 
 KINDS = 3  # intercepts alternate between this many values in a generated series
-
-
-def _test_files() -> list:
-    """pydicom's test files and, when installed, pydicom-data's (listed from its folder: no download)."""
-    folder = os.path.dirname(get_testdata_file("CT_small.dcm"))
-    files = sorted(glob.glob(os.path.join(folder, "*.dcm")))
-    extra = get_testdata_file("emri_small.dcm", download=False)
-    if extra is not None and os.path.dirname(extra) != folder:
-        files += sorted(glob.glob(os.path.join(os.path.dirname(extra), "*.dcm")))
-    return files
 
 
 def _parameters(p) -> tuple:
@@ -126,13 +115,13 @@ def _patched(path, old: bytes, new: bytes) -> str:
 
 
 def test_each_test_file_alone():
-    for path in _test_files():
+    for path in all_test_files():
         _assert_same([path])
 
 
 def test_all_test_files_together_each_twice(tmp_path):
     # Every file read_flat takes comes again under another name: its second reading is from a template
-    files = _test_files()
+    files = all_test_files()
     copies = []
     for i, path in enumerate(files):
         if read_flat(path) is not None:
