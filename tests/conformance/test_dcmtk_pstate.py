@@ -27,6 +27,7 @@ import dicomrender
 from dicomrender import _reference
 from dicomrender._types import Window
 
+from ..states import add_overlay
 from . import dcmtk_support as support
 
 CT, MR, CR = "CT_small.dcm", "MR_small.dcm", "RG3_UNCI.dcm"
@@ -83,16 +84,6 @@ def _window(state: Dataset, center: str, width: str, function=None, instance=Non
     items = list(state.get("SoftcopyVOILUTSequence", []))
     state.SoftcopyVOILUTSequence = Sequence(items + [item])
     return state
-
-
-def _overlay(state: Dataset, group: int, bits: np.ndarray, origin=(1, 1)) -> None:
-    """An overlay plane of ``bits`` (bool rows x columns) in the state."""
-    packed = np.packbits(bits.astype(np.uint8).ravel(), bitorder="little").tobytes()
-    packed += b"\0" * (len(packed) % 2)
-    for element, vr, value in ((0x0010, "US", bits.shape[0]), (0x0011, "US", bits.shape[1]), (0x0040, "CS", "G"),
-                               (0x0050, "SS", list(origin)), (0x0100, "US", 1), (0x0102, "US", 0),
-                               (0x3000, "OW", packed)):
-        state.add_new(group << 16 | element, vr, value)
 
 
 def _stored(name: str) -> np.ndarray:
@@ -215,7 +206,7 @@ def test_bitmap_shutter(tools, report, value, shape):
     state = _window(_base_state(CT), "40", "400")
     rows, columns = np.mgrid[1:129, 1:129]
     covered = (rows - 64) ** 2 + (columns - 60) ** 2 > 40 ** 2
-    _overlay(state, 0x6000, covered)
+    add_overlay(state, 0x6000, covered)
     state.ShutterShape, state.ShutterOverlayGroup, state.ShutterPresentationValue = "BITMAP", 0x6000, value
     state.PresentationLUTShape = shape
     theirs, path = _dcmp2pgm(state, CT, f"bitmap {value} {shape}")
@@ -309,7 +300,7 @@ def test_state_overlay_activated(tools, report):
     state = _window(_base_state(CT), "40", "400")
     rows, columns = np.mgrid[0:128, 0:128]
     bits = ((rows // 8 + columns // 8) % 2 == 0)[:100, :90]
-    _overlay(state, 0x6002, bits, origin=(11, 21))
+    add_overlay(state, 0x6002, bits, origin=(11, 21))
     state.add_new(0x60021001, "CS", "MARKS")
     layer = Dataset()
     layer.GraphicLayer, layer.GraphicLayerOrder, layer.GraphicLayerRecommendedDisplayGrayscaleValue = "MARKS", 1, 50000
@@ -330,7 +321,7 @@ def test_bitmap_shutter_with_a_spatial_transformation(tools, report, rotation, f
     state = _window(_base_state(MR), "600", "1600")
     rows, columns = np.mgrid[1:65, 1:65]
     covered = (rows - 32) ** 2 + (columns - 30) ** 2 > 28 ** 2
-    _overlay(state, 0x6000, covered)
+    add_overlay(state, 0x6000, covered)
     state.ShutterShape, state.ShutterOverlayGroup, state.ShutterPresentationValue = "BITMAP", 0x6000, 16384
     state.ImageRotation, state.ImageHorizontalFlip = rotation, flip
     theirs, path = _dcmp2pgm(state, MR, f"bitmap turned {rotation} {flip}")

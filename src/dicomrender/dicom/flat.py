@@ -27,7 +27,7 @@ from typing import Dict, Optional, Tuple
 
 from pydicom.datadict import dictionary_VR
 
-__all__ = ["FlatHeader", "read_flat", "MAX_HEADER", "IMPLICIT_LE", "EXPLICIT_LE"]
+__all__ = ["FlatHeader", "read_flat", "MAX_HEADER", "IMPLICIT_LE", "EXPLICIT_LE", "LONG_VRS"]
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -42,11 +42,11 @@ _PIXEL_TAGS = frozenset((0x7FE00010, 0x7FE00008, 0x7FE00009))
 _ITEM, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 #: Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2), and the others.
-_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"))
+LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"))
 _SHORT_VRS = frozenset((b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
                         b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"))
 #: Explicit VR code -> (VR, whether its length is the 4-byte form).
-_VR_FORMS = {**{vr: (vr.decode(), True) for vr in _LONG_VRS}, **{vr: (vr.decode(), False) for vr in _SHORT_VRS}}
+_VR_FORMS = {**{vr: (vr.decode(), True) for vr in LONG_VRS}, **{vr: (vr.decode(), False) for vr in _SHORT_VRS}}
 _TAG_LENGTH = struct.Struct("<HHL")  # implicit VR element header; also item and delimiter headers
 _EXPLICIT = struct.Struct("<HH2sHL")  # explicit VR element header: short length, or reserved + long length
 _LONG_LENGTH = struct.Struct("<L")

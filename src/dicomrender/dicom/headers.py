@@ -22,13 +22,13 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.tag import BaseTag, TupleTag
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from .flat import LONG_VRS
+
 __all__ = ["read_header"]
 
 #: (implicit VR, little endian) of the transfer syntaxes read here.
 _ENCODINGS = {ImplicitVRLittleEndian: (True, True), ExplicitVRLittleEndian: (False, True),
               ExplicitVRBigEndian: (False, False)}
-#: VRs whose explicit-VR header has a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"))
 #: A File Meta group longer than this is not read here.
 _MAX_META = 1 << 16
 
@@ -96,7 +96,7 @@ def _file_meta(f) -> Optional[FileMetaDataset]:
         group, element, vr = struct.unpack_from("<HH2s", body, offset)
         if group != 2 or not vr.isalpha() or not vr.isupper():
             return None
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             if offset + 12 > length:
                 return None
             (size,) = struct.unpack_from("<L", body, offset + 8)

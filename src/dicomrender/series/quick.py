@@ -24,13 +24,10 @@ from pydicom.dataset import Dataset
 
 from ..dicom.flat import FlatHeader, read_flat
 from ..dicom.header import DEFAULT_MAX_PIXELS
-from .sources import Skipped, SliceHeader, read_one, split_text
+from .sources import INTERPRETED_GROUPS, INTERPRETED_TAGS, Skipped, SliceHeader, read_one, split_text
 
 __all__ = ["read_headers", "quick_headers"]
 
-#: Groups whose elements decide the interpretation of the pixels (as .sources' memo key), and single tags.
-_INTERPRETED_GROUPS = frozenset((0x0028, 0x2050))
-_INTERPRETED_TAGS = frozenset((0x00080005, 0x00080016, 0x00080060))  # character set, SOP Class, Modality
 _FUNCTIONAL_GROUPS = 0x5200
 
 _SERIES_UID, _STUDY_UID, _SERIES_NUMBER, _DESCRIPTION = 0x0020000E, 0x0020000D, 0x00200011, 0x0008103E
@@ -90,7 +87,7 @@ def _key(flat: FlatHeader) -> Optional[tuple]:
     parts = []
     for tag, (vr, _, length) in flat.elements.items():
         group = tag >> 16
-        if group in _INTERPRETED_GROUPS or tag in _INTERPRETED_TAGS:
+        if group in INTERPRETED_GROUPS or tag in INTERPRETED_TAGS:
             if length < 0:
                 return None
             parts.append((tag, vr, flat.value(tag)))
@@ -114,11 +111,11 @@ def _fits(headers: List[SliceHeader], flat: FlatHeader) -> bool:
 def _from_template(template: List[SliceHeader], flat: FlatHeader) -> List[SliceHeader]:
     first = template[0]
     frames = first.frames
-    position = _floats(flat, _POSITION, "ImagePositionPatient", 3) if frames == 1 else None
-    orientation = _floats(flat, _ORIENTATION, "ImageOrientationPatient", 6)
-    spacing = _floats(flat, _PIXEL_SPACING, "PixelSpacing", 2)
-    thickness = _floats(flat, _THICKNESS, "SliceThickness", 1)
-    slice_spacing = _floats(flat, _SLICE_SPACING, "SpacingBetweenSlices", 1)
+    position = _floats(flat, _POSITION, 3) if frames == 1 else None
+    orientation = _floats(flat, _ORIENTATION, 6)
+    spacing = _floats(flat, _PIXEL_SPACING, 2)
+    thickness = _floats(flat, _THICKNESS, 1)
+    slice_spacing = _floats(flat, _SLICE_SPACING, 1)
     common: Dict[str, Any] = dict(
         source=flat.path, name=flat.path, series_uid=_text(flat, _SERIES_UID), study_uid=_text(flat, _STUDY_UID),
         series_number=_int(flat, _SERIES_NUMBER), description=_description(flat), sop_uid=_text(flat, _SOP_UID),
@@ -167,7 +164,7 @@ def _description(flat: FlatHeader) -> str:
     return raw.decode("ascii").strip()
 
 
-def _floats(flat: FlatHeader, tag: int, keyword: str, count: int) -> Optional[Tuple[float, ...]]:
+def _floats(flat: FlatHeader, tag: int, count: int) -> Optional[Tuple[float, ...]]:
     """As .sources reads a multi-valued number; a malformed one is read the full way (which reports it)."""
     parts = _strings(flat, tag)
     if not parts:

@@ -26,13 +26,15 @@ from ..dicom.source import parsed_to_end, read_dataset, read_file
 from ..errors import DicomRenderError, InvalidDatasetError, NotDicomError, PixelDataError
 
 __all__ = ["SliceHeader", "Skipped", "Scan", "expand", "read_one", "source_name", "split_text", "NOT_DICOM",
-           "NO_IMAGE", "BROKEN"]
+           "NO_IMAGE", "BROKEN", "INTERPRETED_GROUPS", "INTERPRETED_TAGS"]
 
 #: Why a source gave no slice.
 NOT_DICOM, NO_IMAGE, BROKEN = "not DICOM", "no image", "broken"
 
-#: Groups whose raw bytes key the interpretation of a header (see _interpretation_key).
-_INTERPRETED_GROUPS = frozenset((0x0028, 0x2050, 0x7FE0))
+#: Groups and single tags whose raw bytes key the interpretation of a header (see _interpretation_key;
+#: also .quick's key): Specific Character Set (the text of LUT explanations), SOP Class, Modality.
+INTERPRETED_GROUPS = frozenset((0x0028, 0x2050, 0x7FE0))
+INTERPRETED_TAGS = frozenset((0x00080005, 0x00080016, 0x00080060))
 #: Tags of the keywords read here, looked up once (BaseTag hashes as its int).
 _TAG_NUMBERS: Dict[str, Any] = {}
 #: Text attributes whose value depends on the Specific Character Set: read through pydicom.
@@ -251,9 +253,9 @@ def _no_image(ds: Dataset, name: str, source, size: Optional[int]):
 
 def _interpretation_key(ds: Dataset) -> Optional[tuple]:
     """The raw bytes everything :class:`ImageInfo` and the frame parameters derive from (groups 0028:
-    image pixel, modality LUT and VOI; 2050: presentation LUT; Modality, SOP Class, the transfer syntax
-    and the pixel element's length), or None when the header holds functional groups (enhanced
-    objects: per-frame values).  It must cover every attribute ``dicom/header.py`` reads.
+    image pixel, modality LUT and VOI; 2050: presentation LUT; Specific Character Set, Modality, SOP
+    Class, the transfer syntax and the pixel element's length), or None when the header holds
+    functional groups (enhanced objects: per-frame values).  It must cover every attribute ``dicom/header.py`` reads.
 
     The slices of a series mostly share them byte for byte, so decoding and checking them once per
     distinct key gives the same result as doing it for every file, for a fraction of the cost.
@@ -264,7 +266,7 @@ def _interpretation_key(ds: Dataset) -> Optional[tuple]:
     parts = []
     for tag, element in elements.items():
         group = tag >> 16
-        if group in _INTERPRETED_GROUPS or tag == 0x00080060 or tag == 0x00080016:
+        if group in INTERPRETED_GROUPS or tag in INTERPRETED_TAGS:
             if type(element) is not RawDataElement:
                 return None
             parts.append((int(tag), element.VR, element.length, element.is_implicit_VR, element.is_little_endian,
