@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ImplicitVRLittleEndian
 
+import dicomrender.series.find as find
 import dicomrender.series.quick as quick
 from dicomrender.dicom.flat import read_flat
 from dicomrender.dicom.header import DEFAULT_MAX_PIXELS
@@ -143,6 +144,17 @@ def test_generated_series_reads_one_file_per_kind_the_full_way(tmp_path, count_f
     count_full_reads.clear()
     quick.read_headers(paths, None)
     assert len(count_full_reads) == KINDS, f"{len(count_full_reads)} full reads for {KINDS} kinds of 30 files"
+
+
+def test_a_scan_reads_one_file_per_kind_the_full_way_across_its_timed_first_files(tmp_path, count_full_reads,
+                                                                                    monkeypatch):
+    paths = _series(tmp_path / "series")
+    monkeypatch.setattr(find, "PROBE_FILES", 2)  # the first kinds are met while timing, the third after
+    monkeypatch.setattr(find, "FORK_PAYS_AFTER", float("inf"))  # the rest read in the caller
+    count_full_reads.clear()
+    found = find.scan(paths, jobs=2)
+    assert len(count_full_reads) == KINDS, f"{len(count_full_reads)} full reads for {KINDS} kinds of 30 files"
+    assert [_header(h) for h in found.headers] == [_header(h) for h in _full(paths)[0]]
 
 
 def test_small_max_pixels_gives_the_full_reads_errors(tmp_path):

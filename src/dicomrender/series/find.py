@@ -18,7 +18,7 @@ from ..dicom.header import DEFAULT_MAX_PIXELS
 from ..errors import DicomRenderError, SeriesError, SeriesSelectionError, SeriesWarning
 from .geometry import Geometry, describe_files, sort_slices
 from .parallel import choose_executor, map_chunks, split, worker_count
-from .quick import read_headers
+from .quick import HeaderReader
 from .sources import BROKEN, NO_IMAGE, NOT_DICOM, Scan, Skipped, SliceHeader, expand
 
 __all__ = ["SeriesInfo", "find_series", "scan", "select_series", "series_table"]
@@ -92,19 +92,20 @@ def scan(src, *, jobs: Optional[int] = None, executor: str = "auto",
     items, datasets = expand(src)
     workers = worker_count(jobs, len(items), FILES_PER_WORKER) if datasets is None else 1
     mode = choose_executor(executor)
+    reader = HeaderReader(datasets, max_pixels)
     headers: List[SliceHeader] = []
     skipped: List[Skipped] = []
     if workers > 1:  # time the first files, then decide whether the rest is worth other workers
         probe = min(PROBE_FILES, len(items))
         started = time.perf_counter()
-        headers, skipped = read_headers(items[:probe], datasets, max_pixels)
+        headers, skipped = reader.read(items[:probe])
         per_file = (time.perf_counter() - started) / max(1, probe)
         items = items[probe:]
         if per_file * len(items) < FORK_PAYS_AFTER:
             workers = 1
         workers = min(workers, max(1, len(items)))
     parts = [items[r.start:r.stop] for r in split(len(items), workers)] or [[]]
-    for part_headers, part_skipped in map_chunks(lambda part: read_headers(part, datasets, max_pixels), parts, mode):
+    for part_headers, part_skipped in map_chunks(reader.read, parts, mode):
         headers.extend(part_headers)
         skipped.extend(part_skipped)
     return Scan(headers, skipped, datasets)

@@ -26,7 +26,7 @@ from ..dicom.flat import FlatHeader, read_flat
 from ..dicom.header import DEFAULT_MAX_PIXELS
 from .sources import INTERPRETED_GROUPS, INTERPRETED_TAGS, Skipped, SliceHeader, read_one, split_text
 
-__all__ = ["read_headers", "quick_headers"]
+__all__ = ["HeaderReader", "read_headers", "quick_headers"]
 
 _FUNCTIONAL_GROUPS = 0x5200
 
@@ -39,24 +39,37 @@ class _Full(Exception):
     """This file is read the full way."""
 
 
+class HeaderReader:
+    """Reads slice headers, keeping what the files read so far teach for the next ones: interpretations
+    by their raw bytes (the full read's memo) and templates by kind.  One reader serves a whole scan
+    (the files timed first, then the caller's share; forked readers start with a copy of it)."""
+
+    def __init__(self, datasets: Optional[Sequence[Dataset]], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
+        self.datasets, self.max_pixels = datasets, max_pixels
+        self.memo: Dict[tuple, tuple] = {}
+        self.templates: Dict[tuple, List[SliceHeader]] = {}
+
+    def read(self, items: Sequence[Union[str, int]]) -> Tuple[List[SliceHeader], List[Skipped]]:
+        """The slice headers of ``items`` (paths, or indices into the datasets) and the items that gave none."""
+        headers: List[SliceHeader] = []
+        skipped: List[Skipped] = []
+        for item in items:
+            result = None
+            if isinstance(item, str):
+                result = quick_headers(item, self.max_pixels, self.memo, self.templates)
+            if result is None:
+                result = read_one(item, self.datasets, self.max_pixels, self.memo)
+            if isinstance(result, Skipped):
+                skipped.append(result)
+            else:
+                headers.extend(result)
+        return headers, skipped
+
+
 def read_headers(items: Sequence[Union[str, int]], datasets: Optional[Sequence[Dataset]],
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Tuple[List[SliceHeader], List[Skipped]]:
     """The slice headers of ``items`` (paths, or indices into ``datasets``) and the items that gave none."""
-    headers: List[SliceHeader] = []
-    skipped: List[Skipped] = []
-    memo: Dict[tuple, tuple] = {}
-    templates: Dict[tuple, List[SliceHeader]] = {}
-    for item in items:
-        result = None
-        if isinstance(item, str):
-            result = quick_headers(item, max_pixels, memo, templates)
-        if result is None:
-            result = read_one(item, datasets, max_pixels, memo)
-        if isinstance(result, Skipped):
-            skipped.append(result)
-        else:
-            headers.extend(result)
-    return headers, skipped
+    return HeaderReader(datasets, max_pixels).read(items)
 
 
 def quick_headers(path: str, max_pixels: Optional[int], memo: Dict[tuple, tuple],
