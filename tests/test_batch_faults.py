@@ -356,6 +356,42 @@ def test_hanging_file_times_out_and_dead_worker_is_reported(tmp_path):
     assert f"failed: {src}/s1/hang.dcm: TimeoutError" in run.stderr
 
 
+def test_a_worker_gone_before_a_file_reaches_it_loses_nothing(tmp_path, monkeypatch):
+    """A worker that dies between two looks at it (its end of the pipe closed when a file is sent) is
+    replaced; the file goes to a worker, nothing is blamed on it, the batch goes on."""
+    from dicomrender.batch import pool
+
+    src = tmp_path / "src"
+    _many(src, 8)
+    ready, killed = pool._Worker.wait_ready, []
+
+    def ready_then_gone(self, timeout=120.0):
+        ready(self, timeout)
+        if not killed:  # the first worker dies idle, before the batch sends it anything
+            killed.append(self.process.pid)
+            self.process.kill()
+            self.process.join()
+
+    monkeypatch.setattr(pool._Worker, "wait_ready", ready_then_gone)
+    result = convert(src, tmp_path / "out", jobs=2)
+    assert killed and [(r.status, r.error) for r in result] == [("ok", "")] * 8
+    assert _outputs(tmp_path / "out") == _outputs(_reference_run(tmp_path, src))
+
+
+def test_a_send_to_a_dead_worker_says_so(tmp_path):
+    from dicomrender.batch import pool
+
+    worker = pool._Worker(pool._pool_context(), ConvertOptions(str(tmp_path / "out")), convert_file)
+    try:
+        worker.wait_ready()
+        worker.process.kill()
+        worker.process.join()
+        task = ConvertTask(str(tmp_path / "a.dcm"), "a.dcm", "a")
+        assert worker.send(0, task) is False and worker.broken and not worker.queue
+    finally:
+        worker.kill()
+
+
 def _reference_run(tmp_path, src) -> Path:
     """The outputs of an undisturbed run (in this process: no hook)."""
     convert(src, tmp_path / "reference", jobs=1)

@@ -120,6 +120,7 @@ class _Worker:
             child.close()
         self.queue: deque = deque()  # (index, task); the first is being converted
         self.started = 0.0  # when the first of the queue started
+        self.broken = False  # its pipe broke on a send: the worker is gone
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait for the worker's first message; a worker that cannot start stops the batch."""
@@ -136,11 +137,18 @@ class _Worker:
                 f"calls convert() must do so under `if __name__ == \"__main__\":`, because worker processes "
                 f"import it; jobs=1 converts without worker processes")
 
-    def send(self, index, task):
+    def send(self, index, task) -> bool:
+        """Queue a file for the worker; False (the file not queued) when the worker's end of the pipe is
+        closed: the worker died, between two looks at it."""
+        try:
+            self.conn.send((index, task))
+        except OSError:  # BrokenPipeError, or the connection already closed
+            self.broken = True
+            return False
         if not self.queue:
             self.started = time.monotonic()
         self.queue.append((index, task))
-        self.conn.send((index, task))
+        return True
 
     def kill(self):
         if self.process.is_alive():
@@ -189,6 +197,14 @@ def _exit_description(exitcode) -> str:
     return f"exited with status {exitcode}"
 
 
+def _successor(w: _Worker, pending: deque, options, work: Work) -> _Worker:
+    """Stop ``w`` (the file it failed on already taken off its queue), put the files queued behind it
+    first in ``pending`` and start the worker that takes its place (not yet waited for)."""
+    w.kill()
+    pending.extendleft(reversed(w.queue))  # the files queued behind it go first
+    return _Worker(_pool_context(), options, work)
+
+
 def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeout: Optional[float],
              done: Done, work: Work = convert_file) -> None:
     """Run ``work(task, options)`` for ``tasks`` on ``jobs`` worker processes, calling ``done(index, record)``
@@ -208,17 +224,19 @@ def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeo
             w.wait_ready()
         while pending or any(w.queue for w in workers):
             for w in workers:
-                while pending and len(w.queue) < _QUEUE_DEPTH:
-                    w.send(*pending.popleft())
+                while pending and len(w.queue) < _QUEUE_DEPTH and not w.broken:
+                    if not w.send(*pending[0]):
+                        break
+                    pending.popleft()
             busy = [w for w in workers if w.queue]
-            wait_for = _LONGEST_WAIT
-            if timeout is not None:
+            wait_for = 0.0 if any(w.broken for w in workers) else _LONGEST_WAIT  # a broken one is replaced now
+            if timeout is not None and busy:
                 wait_for = min(wait_for, max(0.0, min(w.started + timeout for w in busy) - time.monotonic()))
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], wait_for))
             for position, w in enumerate(workers):
-                if not w.queue:
+                if not w.queue and not w.broken:
                     continue
-                died = w.process.sentinel in ready
+                died = w.broken or w.process.sentinel in ready
                 try:
                     while w.queue and w.conn.poll():
                         index, record = w.conn.recv()
@@ -228,6 +246,9 @@ def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeo
                 except (EOFError, OSError):
                     died = True
                 if not w.queue:
+                    if w.broken:  # gone while idle: replaced, no file was being converted
+                        workers[position] = _successor(w, pending, options, work)
+                        workers[position].wait_ready()
                     continue
                 index, task = w.queue[0]
                 if died:
@@ -240,10 +261,8 @@ def run_pool(tasks: List[ConvertTask], options: ConvertOptions, jobs: int, timeo
                                             message=f"no result after {timeout:g} s; the worker was stopped")
                 else:
                     continue
-                w.kill()
                 w.queue.popleft()
-                pending.extendleft(reversed(w.queue))  # the files queued behind it go first
-                workers[position] = _Worker(_pool_context(), options, work)
+                workers[position] = _successor(w, pending, options, work)
                 done(index, failure)
                 workers[position].wait_ready()
     finally:
